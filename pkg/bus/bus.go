@@ -1,0 +1,99 @@
+// Package bus connects a service to NATS the way both services need it: retry
+// the first connection, reconnect forever with backoff, log state changes once,
+// and create the JetStream stream and buckets of the event contract idempotently.
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sirupsen/logrus"
+
+	"github.com/chat5202ol/mop/pkg/event"
+)
+
+// Connect dials url. It returns at once even when the server is down (the
+// connection keeps retrying in the background); readiness reports the state.
+func Connect(url, name string, log *logrus.Entry) (*nats.Conn, error) {
+	nc, err := nats.Connect(url,
+		nats.Name(name),
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		nats.CustomReconnectDelay(backoff),
+		nats.PingInterval(10*time.Second),
+		nats.MaxPingsOutstanding(3),
+		nats.ReconnectBufSize(16<<20),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.WithError(err).Warn("nats disconnected")
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			log.WithField("url", c.ConnectedUrlRedacted()).Info("nats reconnected")
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			f := log.WithError(err)
+			if sub != nil {
+				f = f.WithField("subject", sub.Subject)
+			}
+			f.Error("nats async error")
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connect nats %s: %w", url, err)
+	}
+	return nc, nil
+}
+
+func backoff(attempts int) time.Duration {
+	d := 250 * time.Millisecond << min(attempts, 4)
+	return min(d, 4*time.Second)
+}
+
+// Setup creates or updates the events stream and the revoked-sessions bucket.
+// Both services call it so either can start first.
+func Setup(ctx context.Context, js jetstream.JetStream, subj event.Subjects, replicas int) (jetstream.Stream, jetstream.KeyValue, error) {
+	st, err := js.CreateOrUpdateStream(ctx, subj.StreamConfig(replicas))
+	if err != nil {
+		return nil, nil, fmt.Errorf("create stream %s: %w", subj.Stream(), err)
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, subj.RevokedSessionsConfig(replicas))
+	if err != nil {
+		return nil, nil, fmt.Errorf("create bucket %s: %w", subj.RevokedSessionsBucket(), err)
+	}
+	return st, kv, nil
+}
+
+// Ready reports whether the connection is up and the stream answers.
+func Ready(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, subj event.Subjects) error {
+	if !nc.IsConnected() {
+		return errors.New("nats not connected")
+	}
+	if _, err := js.Stream(ctx, subj.Stream()); err != nil {
+		return fmt.Errorf("stream %s: %w", subj.Stream(), err)
+	}
+	return nil
+}
+
+// Drain flushes and closes the connection, waiting at most timeout.
+func Drain(nc *nats.Conn, timeout time.Duration) error {
+	done := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(done) })
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return fmt.Errorf("drain nats: %w", err)
+	}
+	select {
+	case <-done:
+		return nil
+	case <-time.After(timeout):
+		nc.Close()
+		return errors.New("drain nats: timed out")
+	}
+}

@@ -1,0 +1,204 @@
+// Package config loads the settings both services share from the environment,
+// validates them once with every problem reported together, and renders them
+// for the start-up log with secrets masked. Each service embeds Shared in its
+// own config struct and adds what only it needs.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/chat5202ol/mop/pkg/auth"
+	"github.com/chat5202ol/mop/pkg/event"
+)
+
+// Modes.
+const (
+	Development = "development"
+	Production  = "production"
+)
+
+// DevSigningKey is the well-known key development mode falls back to so that
+// `make run` needs no setup. Production mode refuses it.
+const DevSigningKey = "mop-development-only-signing-key-do-not-use-in-production"
+
+// Shared holds the settings whose names and meaning are the same in both services.
+type Shared struct {
+	Mode            string        `env:"MOP_ENV" envDefault:"development"`
+	HTTPAddr        string        `env:"HTTP_ADDR"`
+	NATSURL         string        `env:"NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+	NATSPrefix      string        `env:"NATS_PREFIX" envDefault:"mop"`
+	NATSReplicas    int           `env:"NATS_REPLICAS" envDefault:"1"`
+	JWTSigningKey   string        `env:"JWT_SIGNING_KEY" secret:"true"`
+	JWTPreviousKeys []string      `env:"JWT_PREVIOUS_KEYS" envSeparator:"," secret:"true"`
+	JWTIssuer       string        `env:"JWT_ISSUER" envDefault:"mop"`
+	JWTAudience     string        `env:"JWT_AUDIENCE" envDefault:"mop"`
+	AccessTokenTTL  time.Duration `env:"ACCESS_TOKEN_TTL" envDefault:"15m"`
+	AllowedOrigins  []string      `env:"ALLOWED_ORIGINS" envSeparator:"," envDefault:"https://www.chat5202ol.xyz,https://app.chat5202ol.xyz"`
+	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info"`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s"`
+	PprofAddr       string        `env:"PPROF_ADDR"` // empty: pprof off
+}
+
+// Load fills cfg (a pointer to a struct, usually embedding Shared) from getenv.
+func Load(cfg any, getenv func(string) string) error {
+	environ := map[string]string{}
+	for _, name := range envNames(reflect.TypeOf(cfg)) {
+		if v := getenv(name); v != "" {
+			environ[name] = v
+		}
+	}
+	if err := env.ParseWithOptions(cfg, env.Options{Environment: environ}); err != nil {
+		return fmt.Errorf("load config: %w", err)
+	}
+	return nil
+}
+
+func envNames(t reflect.Type) []string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var out []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if name := f.Tag.Get("env"); name != "" {
+			out = append(out, strings.Split(name, ",")[0])
+		}
+		if f.Type.Kind() == reflect.Struct && f.Type.PkgPath() != "time" {
+			out = append(out, envNames(f.Type)...)
+		}
+	}
+	return out
+}
+
+// Validate reports every problem of the shared settings. In development mode an
+// empty signing key becomes DevSigningKey (and IsDevKey says so for a warning).
+func (s *Shared) Validate() error {
+	var errs []error
+	switch s.Mode {
+	case Development, Production:
+	default:
+		errs = append(errs, fmt.Errorf("MOP_ENV=%q: want %q or %q", s.Mode, Development, Production))
+	}
+	if s.JWTSigningKey == "" {
+		if s.Mode == Production {
+			errs = append(errs, errors.New("JWT_SIGNING_KEY is required in production"))
+		} else {
+			s.JWTSigningKey = DevSigningKey
+		}
+	}
+	if s.Mode == Production && s.JWTSigningKey == DevSigningKey {
+		errs = append(errs, errors.New("JWT_SIGNING_KEY is the public development key"))
+	}
+	if _, err := auth.KeyFromSecret(s.JWTSigningKey); err != nil {
+		errs = append(errs, fmt.Errorf("JWT_SIGNING_KEY: %w", err))
+	}
+	for i, k := range s.JWTPreviousKeys {
+		if _, err := auth.KeyFromSecret(k); err != nil {
+			errs = append(errs, fmt.Errorf("JWT_PREVIOUS_KEYS[%d]: %w", i, err))
+		}
+	}
+	if s.JWTIssuer == "" || s.JWTAudience == "" {
+		errs = append(errs, errors.New("JWT_ISSUER and JWT_AUDIENCE must not be empty"))
+	}
+	if s.AccessTokenTTL < time.Minute || s.AccessTokenTTL > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("ACCESS_TOKEN_TTL=%s: want between 1m and 24h", s.AccessTokenTTL))
+	}
+	if _, _, err := net.SplitHostPort(s.HTTPAddr); err != nil {
+		errs = append(errs, fmt.Errorf("HTTP_ADDR=%q: %v", s.HTTPAddr, err))
+	}
+	if u, err := url.Parse(s.NATSURL); err != nil || u.Host == "" {
+		errs = append(errs, fmt.Errorf("NATS_URL=%q is not a URL", s.NATSURL))
+	}
+	if _, err := event.NewSubjects(s.NATSPrefix); err != nil {
+		errs = append(errs, fmt.Errorf("NATS_PREFIX: %w", err))
+	}
+	if s.NATSReplicas < 1 || s.NATSReplicas > 5 {
+		errs = append(errs, fmt.Errorf("NATS_REPLICAS=%d: want 1..5", s.NATSReplicas))
+	}
+	for _, o := range s.AllowedOrigins {
+		u, err := url.Parse(o)
+		if o == "*" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
+			errs = append(errs, fmt.Errorf("ALLOWED_ORIGINS: %q is not an origin like https://www.example.com", o))
+		} else if s.Mode == Production && u.Scheme != "https" {
+			errs = append(errs, fmt.Errorf("ALLOWED_ORIGINS: %q must be https in production", o))
+		}
+	}
+	switch s.LogLevel {
+	case "trace", "debug", "info", "warn", "warning", "error":
+	default:
+		errs = append(errs, fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", s.LogLevel))
+	}
+	if s.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("SHUTDOWN_TIMEOUT must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// IsDevKey reports whether the development signing key is in use.
+func (s *Shared) IsDevKey() bool { return s.JWTSigningKey == DevSigningKey }
+
+// AuthOptions builds the token authority options from the shared settings.
+func (s *Shared) AuthOptions() auth.Options {
+	return auth.Options{Issuer: s.JWTIssuer, Audience: s.JWTAudience, Signing: s.JWTSigningKey,
+		Previous: s.JWTPreviousKeys, AccessTTL: s.AccessTokenTTL}
+}
+
+// Subjects returns the NATS names under the configured prefix (validated).
+func (s *Shared) Subjects() event.Subjects { return event.MustSubjects(s.NATSPrefix) }
+
+// Masked renders cfg as a map for the start-up log: fields tagged secret:"true"
+// show only whether they are set, URLs lose their password.
+func Masked(cfg any) map[string]any {
+	out := map[string]any{}
+	mask(reflect.ValueOf(cfg), out)
+	return out
+}
+
+func mask(v reflect.Value, out map[string]any) {
+	for v.Kind() == reflect.Pointer {
+		v = v.Elem()
+	}
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f, fv := t.Field(i), v.Field(i)
+		if f.Anonymous && fv.Kind() == reflect.Struct {
+			mask(fv, out)
+			continue
+		}
+		name := strings.Split(f.Tag.Get("env"), ",")[0]
+		if name == "" || !f.IsExported() {
+			continue
+		}
+		switch {
+		case f.Tag.Get("secret") == "true":
+			if fv.IsZero() {
+				out[name] = "(unset)"
+			} else {
+				out[name] = "(set)"
+			}
+		case fv.Kind() == reflect.String:
+			out[name] = redactURL(fv.String())
+		default:
+			out[name] = fv.Interface()
+		}
+	}
+}
+
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}

@@ -1,0 +1,113 @@
+package event
+
+import "time"
+
+// The payloads below are the JSON objects REST returns; event data carries the
+// same objects so a client handles one shape whichever way it learned of a change.
+
+// User is a public profile.
+type User struct {
+	ID          string    `json:"id"`
+	Username    string    `json:"username"`
+	DisplayName string    `json:"display_name"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// Conversation types.
+const (
+	ConversationDirect = "direct"
+	ConversationGroup  = "group"
+)
+
+// Member roles.
+const (
+	RoleOwner  = "owner"
+	RoleMember = "member"
+)
+
+// Member is one participant of a conversation.
+type Member struct {
+	UserID      string    `json:"user_id"`
+	Username    string    `json:"username"`
+	DisplayName string    `json:"display_name"`
+	Role        string    `json:"role"`
+	JoinedAt    time.Time `json:"joined_at"`
+}
+
+// Conversation is a direct or group conversation. LastSeq, ReadSeq, UnreadCount
+// and LastMessage are per caller: REST fills them for the requesting user; events
+// leave ReadSeq and UnreadCount at zero.
+type Conversation struct {
+	ID          string    `json:"id"`
+	Type        string    `json:"type"`
+	Title       string    `json:"title"`
+	CreatedBy   string    `json:"created_by"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	Members     []Member  `json:"members,omitempty"`
+	LastSeq     int64     `json:"last_seq"`
+	ReadSeq     int64     `json:"read_seq"`
+	UnreadCount int64     `json:"unread_count"`
+	LastMessage *Message  `json:"last_message"`
+}
+
+// Message is one message. Seq is per conversation, gap-free and strictly
+// increasing; it is the cursor shared by REST history and the socket. A deleted
+// message stays in history as a tombstone (empty body, DeletedAt set) so that
+// seq stays gap-free and clients can remove it from their view.
+type Message struct {
+	ID             string     `json:"id"`
+	ConversationID string     `json:"conversation_id"`
+	Seq            int64      `json:"seq"`
+	SenderID       string     `json:"sender_id"`
+	Body           string     `json:"body"`
+	ClientMsgID    string     `json:"client_msg_id"`
+	CreatedAt      time.Time  `json:"created_at"`
+	EditedAt       *time.Time `json:"edited_at"`
+	DeletedAt      *time.Time `json:"deleted_at"`
+}
+
+// ReadMarker is how far a user has read a conversation; it never moves backwards.
+type ReadMarker struct {
+	ConversationID string    `json:"conversation_id"`
+	UserID         string    `json:"user_id"`
+	Seq            int64     `json:"seq"`
+	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+// MemberChange is the data of member.added and member.removed. Recipients of
+// member.removed include the removed user, so their clients drop the conversation.
+type MemberChange struct {
+	ConversationID string `json:"conversation_id"`
+	Member         Member `json:"member"`
+	ActorID        string `json:"actor_id"`
+}
+
+// SessionRevocation is the data of session.revoked: every socket authenticated
+// with SessionID is told and disconnected.
+type SessionRevocation struct {
+	UserID    string `json:"user_id"`
+	SessionID string `json:"session_id"`
+	Reason    string `json:"reason"` // "logout", "refresh_reuse", ...
+}
+
+// Typing states.
+const (
+	TypingStart = "start"
+	TypingStop  = "stop"
+)
+
+// TypingState is the data of the ephemeral typing event.
+type TypingState struct {
+	ConversationID string `json:"conversation_id"`
+	UserID         string `json:"user_id"`
+	State          string `json:"state"`
+}
+
+// PresenceState is the data of the ephemeral presence event and the answer
+// item of presence.query. LastSeen is nil while online or when never seen.
+type PresenceState struct {
+	UserID   string     `json:"user_id"`
+	Online   bool       `json:"online"`
+	LastSeen *time.Time `json:"last_seen"`
+}

@@ -1,0 +1,140 @@
+package event
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// RPCName names a request/reply call answered by api-rest for api-ws.
+type RPCName string
+
+// The calls api-ws makes. Every request carries the acting user; api-rest
+// applies the same rules as REST (membership, validation, idempotency).
+const (
+	// RPCMembers: MembersRequest → MembersReply. Error not_found when UserID is
+	// not a member (the conversation's existence is not revealed).
+	RPCMembers RPCName = "conversation.members"
+	// RPCSendMessage: SendMessageRequest → event.Message.
+	RPCSendMessage RPCName = "message.send"
+	// RPCMarkRead: MarkReadRequest → event.ReadMarker (the stored marker, which
+	// never moves backwards).
+	RPCMarkRead RPCName = "read.mark"
+	// RPCContacts: ContactsRequest → ContactsReply: users sharing a conversation
+	// with UserID (presence recipients).
+	RPCContacts RPCName = "user.contacts"
+	// RPCSessionActive: SessionRequest → SessionReply. api-ws asks on connect
+	// when the revoked-sessions bucket cannot be read.
+	RPCSessionActive RPCName = "session.active"
+)
+
+// MembersRequest asks for the member ids of a conversation on behalf of UserID.
+type MembersRequest struct {
+	UserID         string `json:"user_id"`
+	ConversationID string `json:"conversation_id"`
+}
+
+// MembersReply lists the member ids.
+type MembersReply struct {
+	ConversationID string   `json:"conversation_id"`
+	MemberIDs      []string `json:"member_ids"`
+}
+
+// SendMessageRequest persists a message sent over the socket.
+type SendMessageRequest struct {
+	UserID         string `json:"user_id"`
+	SessionID      string `json:"session_id"`
+	ConversationID string `json:"conversation_id"`
+	Body           string `json:"body"`
+	ClientMsgID    string `json:"client_msg_id"`
+}
+
+// MarkReadRequest moves UserID's read marker forward.
+type MarkReadRequest struct {
+	UserID         string `json:"user_id"`
+	ConversationID string `json:"conversation_id"`
+	Seq            int64  `json:"seq"`
+}
+
+// ContactsRequest asks who shares a conversation with UserID.
+type ContactsRequest struct {
+	UserID string `json:"user_id"`
+}
+
+// ContactsReply lists those users (without UserID itself).
+type ContactsReply struct {
+	UserIDs []string `json:"user_ids"`
+}
+
+// SessionRequest asks whether a session is still active.
+type SessionRequest struct {
+	SessionID string `json:"session_id"`
+}
+
+// SessionReply says whether it is.
+type SessionReply struct {
+	Active bool `json:"active"`
+}
+
+// Error codes shared by RPC replies, socket acks and REST error bodies.
+const (
+	CodeInvalidInput    = "invalid_input"
+	CodeNotFound        = "not_found"
+	CodeForbidden       = "forbidden"
+	CodeConflict        = "conflict"
+	CodePayloadTooLarge = "payload_too_large"
+	CodeRateLimited     = "rate_limited"
+	CodeUnavailable     = "unavailable"
+	CodeInternal        = "internal"
+)
+
+// RPCError is the error part of a reply (and of a socket ack).
+type RPCError struct {
+	Code    string         `json:"code"`
+	Message string         `json:"message"`
+	Details map[string]any `json:"details,omitempty"`
+}
+
+func (e *RPCError) Error() string { return e.Code + ": " + e.Message }
+
+// Reply is the body of every RPC answer: {ok:true, data} or {ok:false, error}.
+type Reply struct {
+	OK    bool            `json:"ok"`
+	Data  json.RawMessage `json:"data,omitempty"`
+	Error *RPCError       `json:"error,omitempty"`
+}
+
+// OKReply encodes a successful answer.
+func OKReply(data any) ([]byte, error) {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("marshal reply: %w", err)
+	}
+	return json.Marshal(Reply{OK: true, Data: raw})
+}
+
+// ErrorReply encodes a failed answer.
+func ErrorReply(code, message string, details map[string]any) []byte {
+	b, _ := json.Marshal(Reply{OK: false, Error: &RPCError{Code: code, Message: message, Details: details}})
+	return b
+}
+
+// DecodeReply parses an answer into out; a failed answer is returned as *RPCError.
+func DecodeReply(b []byte, out any) error {
+	var r Reply
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("decode reply: %w", err)
+	}
+	if !r.OK {
+		if r.Error == nil {
+			return &RPCError{Code: CodeInternal, Message: "reply without error"}
+		}
+		return r.Error
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(r.Data, out); err != nil {
+		return fmt.Errorf("decode reply data: %w", err)
+	}
+	return nil
+}
