@@ -1,8 +1,8 @@
 package bus_test
 
 import (
-	"encoding/json"
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 

@@ -80,7 +80,9 @@ func (s Subjects) RPC(name RPCName) string { return s.prefix + ".rpc." + string(
 func (s Subjects) RPCQueue() string { return s.prefix + "-api-rest" }
 
 // Stream is the JetStream stream that carries durable events.
-func (s Subjects) Stream() string { return strings.ToUpper(strings.ReplaceAll(s.prefix, "-", "_")) + "_EVENTS" }
+func (s Subjects) Stream() string {
+	return strings.ToUpper(strings.ReplaceAll(s.prefix, "-", "_")) + "_EVENTS"
+}
 
 // Stream tuning. The duplicate window must exceed the longest time an outbox row
 // can wait for a retry after a crash, or a re-published event is delivered twice.
