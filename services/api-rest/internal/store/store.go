@@ -1,0 +1,125 @@
+// Package store persists users, sessions, conversations, messages and read
+// markers, and the transactional outbox of durable events. Every change that
+// clients must learn about writes its event.Envelope in the same transaction, so
+// a crash between commit and publish loses nothing (the outbox relay publishes
+// it later). One implementation over database/sql serves SQLite (embedded
+// default) and PostgreSQL; the same suite runs against both.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/chat5202ol/mop/pkg/event"
+)
+
+// Domain errors. The HTTP layer maps them to status codes and error codes in
+// one place; RPC maps them to event.Code* values.
+var (
+	ErrNotFound      = errors.New("not found")       // also: not a member (existence is not revealed)
+	ErrConflict      = errors.New("conflict")        // e.g. username taken, message already deleted
+	ErrForbidden     = errors.New("forbidden")       // e.g. editing another user's message, adding to a direct conversation
+	ErrInvalid       = errors.New("invalid")         // e.g. unknown member id in a new conversation
+	ErrRefreshReused = errors.New("refresh reused")  // a spent refresh token came back: the session is now revoked
+	ErrSessionGone   = errors.New("session revoked") // refresh of a revoked or expired session
+)
+
+// NewUser is a registration.
+type NewUser struct {
+	Username     string
+	DisplayName  string
+	PasswordHash string
+}
+
+// Session is a login session; its id is the `sid` claim of access tokens.
+type Session struct {
+	ID        string
+	UserID    string
+	ExpiresAt time.Time // when the refresh token chain ends
+	RevokedAt *time.Time
+}
+
+// NewConversation creates a direct or group conversation. MemberIDs need not
+// include the creator. A direct conversation has exactly one other member.
+type NewConversation struct {
+	Type      string
+	Title     string
+	CreatorID string
+	MemberIDs []string
+}
+
+// NewMessage is a message to persist. ClientMsgID (optional) makes the send
+// idempotent per (conversation, sender).
+type NewMessage struct {
+	ConversationID string
+	SenderID       string
+	Body           string
+	ClientMsgID    string
+}
+
+// Page selects history. AfterSeq > 0: messages with seq > AfterSeq ascending.
+// BeforeSeq > 0: the Limit messages just below BeforeSeq, returned ascending.
+// Neither: the latest Limit messages, ascending.
+type Page struct {
+	AfterSeq  int64
+	BeforeSeq int64
+	Limit     int
+}
+
+// OutboxEvent is one relayed-or-pending event.
+type OutboxEvent struct {
+	Seq      int64 // outbox order
+	Envelope event.Envelope
+}
+
+// Store is the persistence API of api-rest. Methods taking a userID act on
+// behalf of that user and return ErrNotFound when the user is not a member of
+// the conversation. Methods that change state write their outbox events in the
+// same transaction.
+type Store interface {
+	// Users.
+	CreateUser(ctx context.Context, u NewUser) (event.User, error) // ErrConflict: username taken
+	UserByUsername(ctx context.Context, username string) (user event.User, passwordHash string, err error)
+	UserByID(ctx context.Context, id string) (event.User, error)
+	SearchUsers(ctx context.Context, query string, limit int) ([]event.User, error)
+
+	// Sessions and refresh tokens (only hashes are stored).
+	CreateSession(ctx context.Context, s Session, refreshHash string) error
+	// RotateRefresh swaps the session's current refresh hash oldHash for newHash.
+	// A hash that was current once but is spent revokes the session (event
+	// session.revoked, reason "refresh_reuse") and returns ErrRefreshReused. An
+	// unknown hash is ErrNotFound; a revoked or expired session ErrSessionGone.
+	RotateRefresh(ctx context.Context, oldHash, newHash string, now time.Time) (Session, error)
+	// RevokeSession is idempotent; the first call writes session.revoked.
+	RevokeSession(ctx context.Context, sessionID, reason string) error
+	SessionActive(ctx context.Context, sessionID string) (bool, error)
+
+	// Conversations. A direct conversation between the same two users is
+	// returned (created=false), never duplicated.
+	CreateConversation(ctx context.Context, in NewConversation) (c event.Conversation, created bool, err error)
+	Conversation(ctx context.Context, userID, conversationID string) (event.Conversation, error) // with members and caller's counters
+	ListConversations(ctx context.Context, userID string) ([]event.Conversation, error)          // newest activity first
+	AddMembers(ctx context.Context, actorID, conversationID string, userIDs []string) ([]event.Member, error)
+	RemoveMember(ctx context.Context, actorID, conversationID, userID string) error
+	MemberIDs(ctx context.Context, userID, conversationID string) ([]string, error)
+	Contacts(ctx context.Context, userID string) ([]string, error)
+
+	// Messages. CreateMessage assigns the next gap-free seq; with a ClientMsgID
+	// already used by the sender in the conversation it returns the stored
+	// message and created=false.
+	CreateMessage(ctx context.Context, m NewMessage) (msg event.Message, created bool, err error)
+	Messages(ctx context.Context, userID, conversationID string, p Page) ([]event.Message, error)
+	EditMessage(ctx context.Context, userID, conversationID, messageID, body string) (event.Message, error)
+	DeleteMessage(ctx context.Context, userID, conversationID, messageID string) (event.Message, error)
+	// MarkRead moves the marker forward only (clamped to the last seq) and
+	// returns the stored marker; read.updated is written only when it moved.
+	MarkRead(ctx context.Context, userID, conversationID string, seq int64) (event.ReadMarker, error)
+
+	// Outbox.
+	PendingEvents(ctx context.Context, limit int) ([]OutboxEvent, error)
+	MarkPublished(ctx context.Context, seqs []int64) error
+
+	Ping(ctx context.Context) error
+	Close() error
+}
