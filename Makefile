@@ -13,11 +13,12 @@ LDFLAGS := -s -w \
 # PostgreSQL used by the store suite; CI machines run one here.
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
-.PHONY: all build run test test-go test-pg test-ws test-web test-edge test-bench-smoke bench lint fmt clean
+
+.PHONY: all build run web test test-go test-pg test-ws test-web test-edge test-bench-smoke bench lint fmt clean
 
 all: build
 
-build: bin/api-rest bin/api-ws bin/nats-server bin/loadgen
+build: bin/api-rest bin/api-ws bin/nats-server bin/loadgen bin/devstack
 
 bin/api-rest: FORCE
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./services/api-rest
@@ -28,6 +29,9 @@ bin/api-ws: FORCE
 bin/loadgen: FORCE
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./services/loadgen
 
+bin/devstack: FORCE
+	$(GO) build -trimpath -o $@ ./services/devstack
+
 # A NATS server with JetStream for `make run` and the process-level tests,
 # built from the same module version the tests embed.
 bin/nats-server: pkg/go.mod
@@ -35,8 +39,15 @@ bin/nats-server: pkg/go.mod
 
 FORCE:
 
-run: build
-	./scripts/dev/run.sh
+# The whole stack in the foreground: NATS (embedded, own port), api-rest :8080,
+# api-ws :8081, web client :8090. Ctrl-C stops all of it.
+run: build web
+	./bin/devstack
+
+# The web client (needs Node.js + npm); skipped with a note when npm is missing.
+web:
+	@if command -v npm >/dev/null 2>&1; then ./services/web/build.sh; \
+	else echo "npm not found: skipping the web client build (REST and Socket.IO still run)"; fi
 
 # Every suite. CI (.ci/run) installs the tools first, then runs this.
 test: lint test-go test-pg test-ws test-web test-edge test-bench-smoke

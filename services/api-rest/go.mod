@@ -2,11 +2,13 @@ module github.com/chat5202ol/mop/services/api-rest
 
 go 1.26.0
 
+require github.com/chat5202ol/mop/pkg v0.0.0
+
 require (
+	github.com/alexedwards/argon2id v1.0.0 // indirect
 	github.com/bytedance/gopkg v0.1.3 // indirect
 	github.com/bytedance/sonic v1.15.0 // indirect
 	github.com/bytedance/sonic/loader v0.5.0 // indirect
-	github.com/chat5202ol/mop/pkg v0.0.0
 	github.com/cloudwego/base64x v0.1.6 // indirect
 	github.com/dustin/go-humanize v1.1.0 // indirect
 	github.com/gabriel-vasile/mimetype v1.4.12 // indirect

@@ -73,6 +73,15 @@ type OutboxEvent struct {
 	Envelope event.Envelope
 }
 
+// Lease is the outbox relay's exclusive right to publish (see
+// Store.AcquireRelayLease).
+type Lease interface {
+	// Check reports an error once the lease may have been lost (e.g. the
+	// database connection that holds it broke); the holder must stop publishing.
+	Check(ctx context.Context) error
+	Release()
+}
+
 // Store is the persistence API of api-rest. Methods taking a userID act on
 // behalf of that user and return ErrNotFound when the user is not a member of
 // the conversation. Methods that change state write their outbox events in the
@@ -119,6 +128,12 @@ type Store interface {
 	// Outbox.
 	PendingEvents(ctx context.Context, limit int) ([]OutboxEvent, error)
 	MarkPublished(ctx context.Context, seqs []int64) error
+	// PendingCount is the number of unpublished outbox rows (a gauge).
+	PendingCount(ctx context.Context) (int64, error)
+	// AcquireRelayLease makes the caller the only outbox relay of this database
+	// while the lease lives: ok=false means another instance holds it. On
+	// SQLite (single instance) it always succeeds.
+	AcquireRelayLease(ctx context.Context) (lease Lease, ok bool, err error)
 
 	Ping(ctx context.Context) error
 	Close() error

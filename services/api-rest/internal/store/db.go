@@ -1,0 +1,343 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	"github.com/sirupsen/logrus"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/chat5202ol/mop/pkg/event"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Options tune Open. Zero values are sensible defaults.
+type Options struct {
+	Log *logrus.Entry
+	// Now is the clock (tests freeze it); default time.Now.
+	Now func() time.Time
+	// OnEvents is called after every commit that wrote outbox rows, so the
+	// relay publishes at once instead of at its next poll. It must not block.
+	OnEvents func()
+	// MaxConns bounds the PostgreSQL pool (default 32). SQLite always uses one
+	// writer connection and a few readers.
+	MaxConns int
+}
+
+// How long published outbox rows and dead sessions are kept before pruning.
+const (
+	publishedRetention = time.Hour
+	sessionRetention   = 30 * 24 * time.Hour
+	pruneEvery         = time.Minute
+	sqliteReaders      = 4
+	defaultPGConns     = 32
+)
+
+type dialect int
+
+const (
+	dialectSQLite dialect = iota
+	dialectPostgres
+)
+
+// DB implements Store over database/sql for SQLite and PostgreSQL.
+//
+// SQLite gets one writer connection (transactions queue in database/sql
+// rather than spinning on SQLITE_BUSY) and a read-only pool that, under WAL,
+// never waits for the writer. PostgreSQL uses one pool for both.
+type DB struct {
+	dialect   dialect
+	w         *sql.DB // writes (and reads inside write transactions)
+	r         *sql.DB // reads outside transactions
+	log       *logrus.Entry
+	now       func() time.Time
+	onEvents  func()
+	lastPrune atomic.Int64
+}
+
+var _ Store = (*DB)(nil)
+
+// Open connects to databaseURL (a postgres:// or postgresql:// URL, else a
+// SQLite file path, created with its directory when missing) and applies the
+// embedded migrations.
+func Open(ctx context.Context, databaseURL string, opts Options) (Store, error) {
+	return OpenDB(ctx, databaseURL, opts)
+}
+
+// OpenDB is Open returning the concrete type.
+func OpenDB(ctx context.Context, databaseURL string, opts Options) (*DB, error) {
+	if databaseURL == "" {
+		return nil, errors.New("open store: empty database url")
+	}
+	s := &DB{log: opts.Log, now: opts.Now, onEvents: opts.OnEvents}
+	if s.log == nil {
+		s.log = logrus.NewEntry(logrus.StandardLogger())
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	var err error
+	if isPostgresURL(databaseURL) {
+		err = s.openPostgres(ctx, databaseURL, opts.MaxConns)
+	} else {
+		err = s.openSQLite(ctx, databaseURL)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func isPostgresURL(u string) bool {
+	return strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://")
+}
+
+func (s *DB) openPostgres(ctx context.Context, dsn string, maxConns int) error {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return fmt.Errorf("open postgres: %w", err)
+	}
+	if maxConns <= 0 {
+		maxConns = defaultPGConns
+	}
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	db.SetConnMaxLifetime(time.Hour)
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return fmt.Errorf("connect postgres %s: %w", redact(dsn), err)
+	}
+	s.dialect, s.w, s.r = dialectPostgres, db, db
+	return nil
+}
+
+func (s *DB) openSQLite(ctx context.Context, path string) error {
+	path = strings.TrimPrefix(path, "sqlite://")
+	path = strings.TrimPrefix(path, "file:")
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	if path == "" || path == ":memory:" {
+		return errors.New("open sqlite: a file path is required (readers and the writer share it)")
+	}
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return fmt.Errorf("open sqlite: create %s: %w", dir, err)
+		}
+	}
+	// synchronous=NORMAL under WAL survives a process crash (the case the
+	// outbox is about); only an OS crash can lose the last commits.
+	base := "file:" + (&url.URL{Path: path}).EscapedPath() +
+		"?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
+	w, err := sql.Open("sqlite", base+"&_pragma=journal_mode(WAL)&_txlock=immediate")
+	if err != nil {
+		return fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxIdleTime(0)
+	w.SetConnMaxLifetime(0)
+	if err := w.PingContext(ctx); err != nil {
+		_ = w.Close()
+		return fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", base+"&_pragma=query_only(1)")
+	if err != nil {
+		_ = w.Close()
+		return fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(sqliteReaders)
+	r.SetMaxIdleConns(sqliteReaders)
+	s.dialect, s.w, s.r = dialectSQLite, w, r
+	return nil
+}
+
+func (s *DB) migrate(ctx context.Context) error {
+	dir, gd := "migrations/sqlite", goose.DialectSQLite3
+	var opts []goose.ProviderOption
+	if s.dialect == dialectPostgres {
+		dir, gd = "migrations/postgres", goose.DialectPostgres
+		// Several instances may start at once on one database.
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return fmt.Errorf("migration locker: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	fsys, err := fs.Sub(migrations, dir)
+	if err != nil {
+		return fmt.Errorf("migrations %s: %w", dir, err)
+	}
+	opts = append(opts, goose.WithDisableGlobalRegistry(true))
+	p, err := goose.NewProvider(gd, s.w, fsys, opts...)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	results, err := p.Up(ctx)
+	if err != nil {
+		return fmt.Errorf("apply migrations: %w", err)
+	}
+	for _, r := range results {
+		s.log.WithField("migration", r.Source.Path).WithField("duration", r.Duration.String()).Info("migration applied")
+	}
+	return nil
+}
+
+// Ping checks that the database answers.
+func (s *DB) Ping(ctx context.Context) error {
+	if err := s.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping database: %w", err)
+	}
+	return nil
+}
+
+// Close closes the pools.
+func (s *DB) Close() error {
+	err := s.w.Close()
+	if s.r != s.w {
+		err = errors.Join(err, s.r.Close())
+	}
+	return err
+}
+
+// tx is a write transaction that collects outbox events.
+type tx struct {
+	*sql.Tx
+	ctx    context.Context
+	now    time.Time
+	events int
+}
+
+// write runs fn in a write transaction and commits it unless fn fails;
+// OnEvents fires after a commit that wrote outbox rows.
+func (s *DB) write(ctx context.Context, fn func(t *tx) error) error {
+	sqlTx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	t := &tx{Tx: sqlTx, ctx: ctx, now: s.now()}
+	if err := fn(t); err != nil {
+		_ = sqlTx.Rollback()
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if t.events > 0 && s.onEvents != nil {
+		s.onEvents()
+	}
+	return nil
+}
+
+// emit writes one outbox row in the transaction.
+func (t *tx) emit(typ event.Type, recipients []string, conversationID, actorID string, data any) error {
+	env, err := event.New(typ, recipients, conversationID, actorID, data, t.now)
+	if err != nil {
+		return err
+	}
+	raw, err := json.Marshal(env)
+	if err != nil {
+		return fmt.Errorf("marshal %s envelope: %w", typ, err)
+	}
+	if _, err := t.ExecContext(t.ctx,
+		`INSERT INTO outbox (event_id, envelope, created_at) VALUES ($1, $2, $3)`,
+		env.ID, string(raw), micros(t.now)); err != nil {
+		return fmt.Errorf("write outbox %s: %w", typ, err)
+	}
+	t.events++
+	return nil
+}
+
+// querier is what reads need: the read pool or a transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+func fromNullMicros(n sql.NullInt64) *time.Time {
+	if !n.Valid {
+		return nil
+	}
+	t := fromMicros(n.Int64)
+	return &t
+}
+
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+// isUnique reports a unique or primary-key violation.
+func isUnique(err error) bool {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return pg.Code == "23505"
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// isForeignKey reports a foreign-key violation (a reference to a missing row).
+func isForeignKey(err error) bool {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return pg.Code == "23503"
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+	}
+	return false
+}
+
+// placeholders returns "$from, $from+1, ..." for n arguments.
+func placeholders(from, n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "$%d", from+i)
+	}
+	return b.String()
+}
+
+func redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(unparsable url)"
+	}
+	return u.Redacted()
+}
+
+// escapeLike quotes LIKE wildcards so user input matches literally (ESCAPE '\').
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
