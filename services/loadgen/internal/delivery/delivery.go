@@ -1,0 +1,197 @@
+// Package delivery accounts for a fan-out run: when each message was sent,
+// which connection received which message and when, so a report can state
+// per-delivery latency, loss and duplicates exactly rather than from totals.
+// Messages are identified by their client_msg_id (prefix + number), which both
+// mop and the reference server echo in the delivered payload.
+package delivery
+
+import (
+	"context"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/chat5202ol/mop/services/loadgen/internal/hist"
+	"github.com/chat5202ol/mop/services/loadgen/internal/wire"
+)
+
+// EventName is the event a fan-out delivers.
+const EventName = "message.created"
+
+// Receipt states of one message at one connection.
+const (
+	none uint8 = iota
+	live
+	recovered
+)
+
+// Tracker records sends and deliveries. Handle is called from each
+// connection's own goroutine; per-connection state is touched only there.
+type Tracker struct {
+	prefix string
+	sent   []atomic.Int64 // Clock() at send, +1 so that 0 means "not sent"
+	state  [][]uint8      // [conn][msg]
+	seq    []int64        // [conn] highest seq seen
+	count  []atomic.Int32 // [msg] connections that have it
+	last   []atomic.Int64 // [msg] latest receipt latency, ns
+
+	Latency   *hist.Histogram
+	nsent     atomic.Int64
+	unique    atomic.Int64 // live first receipts
+	dups      atomic.Int64
+	recov     atomic.Int64
+	unknown   atomic.Int64
+	bytesRecv atomic.Int64
+}
+
+// New prepares for conns connections and at most msgs messages; prefix
+// distinguishes this run's messages from any other traffic.
+func New(prefix string, conns, msgs int) *Tracker {
+	t := &Tracker{prefix: prefix, sent: make([]atomic.Int64, msgs), state: make([][]uint8, conns),
+		seq: make([]int64, conns), count: make([]atomic.Int32, msgs), last: make([]atomic.Int64, msgs),
+		Latency: hist.New()}
+	for i := range t.state {
+		t.state[i] = make([]uint8, msgs)
+	}
+	return t
+}
+
+// Capacity is the number of messages the tracker can follow.
+func (t *Tracker) Capacity() int { return len(t.sent) }
+
+// ID is the client_msg_id of message n.
+func (t *Tracker) ID(n int) string { return t.prefix + strconv.Itoa(n) }
+
+// Sent records that message n is being sent at Clock() reading at; call it
+// just before the request leaves so the latency includes the whole path.
+func (t *Tracker) Sent(n int, at time.Duration) {
+	t.sent[n].Store(int64(at) + 1)
+	t.nsent.Add(1)
+}
+
+// parse returns the message number of a client_msg_id of this run.
+func (t *Tracker) parse(id []byte) (int, bool) {
+	if len(id) <= len(t.prefix) || string(id[:len(t.prefix)]) != t.prefix {
+		return 0, false
+	}
+	n := 0
+	for _, c := range id[len(t.prefix):] {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, n < len(t.sent)
+}
+
+// Handle implements swarm.Member.
+func (t *Tracker) Handle(i int, name, payload []byte, at time.Duration) {
+	if string(name) != EventName {
+		return
+	}
+	t.bytesRecv.Add(int64(len(payload)))
+	id, ok := wire.StringField(payload, "client_msg_id")
+	if !ok {
+		t.unknown.Add(1)
+		return
+	}
+	n, ok := t.parse(id)
+	if !ok {
+		t.unknown.Add(1)
+		return
+	}
+	sentAt := t.sent[n].Load() - 1
+	if sentAt < 0 {
+		t.unknown.Add(1)
+		return
+	}
+	if s, ok := wire.IntField(payload, "seq"); ok && s > t.seq[i] {
+		t.seq[i] = s
+	}
+	switch t.state[i][n] {
+	case live:
+		t.dups.Add(1)
+		return
+	case recovered:
+		return // fetched after a reconnect, then delivered live too: a client dedups by seq
+	}
+	t.state[i][n] = live
+	lat := at - time.Duration(sentAt)
+	t.Latency.Record(lat)
+	t.unique.Add(1)
+	t.count[n].Add(1)
+	for {
+		m := t.last[n].Load()
+		if int64(lat) <= m || t.last[n].CompareAndSwap(m, int64(lat)) {
+			break
+		}
+	}
+}
+
+// LastSeq is the highest seq connection i has seen (live or recovered); call
+// it only from connection i's goroutine (e.g. in Reconnected).
+func (t *Tracker) LastSeq(i int) int64 { return t.seq[i] }
+
+// Recovered marks a message fetched over REST by connection i after a reconnect.
+func (t *Tracker) Recovered(i int, clientMsgID string, seq int64) {
+	n, ok := t.parse([]byte(clientMsgID))
+	if !ok {
+		return
+	}
+	if seq > t.seq[i] {
+		t.seq[i] = seq
+	}
+	if t.state[i][n] == none {
+		t.state[i][n] = recovered
+		t.recov.Add(1)
+		t.count[n].Add(1)
+	}
+}
+
+// Have is how many (connection, message) pairs have arrived, live or recovered.
+func (t *Tracker) Have() int64 { return t.unique.Load() + t.recov.Load() }
+
+// Wait polls until Have() reaches want or ctx ends; the poll interval only
+// delays the return, never the recorded receipt times.
+func (t *Tracker) Wait(ctx context.Context, want int64) bool {
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for t.Have() < want {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+	return true
+}
+
+// TimeToLast is the latency of message n's last receipt, and how many
+// connections have it.
+func (t *Tracker) TimeToLast(n int) (time.Duration, int) {
+	return time.Duration(t.last[n].Load()), int(t.count[n].Load())
+}
+
+// Result summarises a run over the conns connections and messages sent so far.
+type Result struct {
+	Sent       int64        `json:"sent"`
+	Expected   int64        `json:"expected"`
+	Delivered  int64        `json:"delivered"` // unique live receipts
+	Recovered  int64        `json:"recovered"` // fetched with after_seq after a reconnect
+	Lost       int64        `json:"lost"`
+	Duplicates int64        `json:"duplicates"`
+	Unknown    int64        `json:"unknown"`
+	Bytes      int64        `json:"payload_bytes"`
+	Latency    hist.Summary `json:"latency"`
+}
+
+// Result returns the account so far.
+func (t *Tracker) Result() Result {
+	sent := t.nsent.Load()
+	exp := sent * int64(len(t.state))
+	r := Result{Sent: sent, Expected: exp, Delivered: t.unique.Load(), Recovered: t.recov.Load(),
+		Duplicates: t.dups.Load(), Unknown: t.unknown.Load(), Bytes: t.bytesRecv.Load(),
+		Latency: t.Latency.Summarize()}
+	r.Lost = exp - r.Delivered - r.Recovered
+	return r
+}
