@@ -1,0 +1,86 @@
+// REST client for api-rest (docs/api.md, base path /api/v1).
+//
+// Every authenticated call gets a token valid for a little while longer (refreshing first if
+// needed) and, if the server still answers 401 token_expired (clock trouble, a sleeping
+// tab), refreshes and retries exactly once. 401 session_revoked ends the session.
+
+import { ApiError, requestJSON } from './http.js';
+
+export class Api {
+  #base;
+  #session;
+
+  constructor(apiBase, session) {
+    this.#base = `${apiBase.replace(/\/+$/, '')}/api/v1`;
+    this.#session = session;
+  }
+
+  async #call(method, path, body, { auth = true, query } = {}) {
+    let url = this.#base + path;
+    if (query) {
+      const qs = new URLSearchParams();
+      for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== null) qs.set(k, v);
+      if ([...qs].length) url += `?${qs}`;
+    }
+    if (!auth) return requestJSON(method, url, { body });
+    let token = await this.#session.validToken();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await requestJSON(method, url, { body, token });
+      } catch (err) {
+        if (!(err instanceof ApiError) || err.status !== 401) throw err;
+        if (err.code === 'token_expired' && attempt === 0) {
+          await this.#session.refresh();
+          token = this.#session.accessToken;
+          continue;
+        }
+        if (err.code !== 'token_expired') this.#session.end(err.code); // session_revoked, ...
+        throw err;
+      }
+    }
+  }
+
+  // Accounts
+  register(username, password, displayName) {
+    const body = { username, password };
+    if (displayName) body.display_name = displayName;
+    return this.#call('POST', '/auth/register', body, { auth: false });
+  }
+  login(username, password) { return this.#call('POST', '/auth/login', { username, password }, { auth: false }); }
+  // logout revokes the session on the server. It takes the token explicitly: the app has
+  // already forgotten it locally, so a failure here cannot leave the user signed in.
+  logout(token) { return requestJSON('POST', `${this.#base}/auth/logout`, { token }); }
+  me() { return this.#call('GET', '/users/me'); }
+  user(id) { return this.#call('GET', `/users/${encodeURIComponent(id)}`); }
+  async searchUsers(q, limit = 20) {
+    return (await this.#call('GET', '/users', undefined, { query: { q, limit } })).users;
+  }
+
+  // Conversations
+  async conversations() { return (await this.#call('GET', '/conversations')).conversations; }
+  conversation(id) { return this.#call('GET', `/conversations/${encodeURIComponent(id)}`); }
+  createConversation(type, memberIds, title) {
+    const body = { type, member_ids: memberIds };
+    if (title) body.title = title;
+    return this.#call('POST', '/conversations', body);
+  }
+
+  // Messages. history({after}) / history({before}) / history({}) for the latest page.
+  history(conversationId, { after, before, limit = 50 } = {}) {
+    return this.#call('GET', `/conversations/${encodeURIComponent(conversationId)}/messages`, undefined,
+      { query: { after_seq: after, before_seq: before, limit } });
+  }
+  send(conversationId, body, clientMsgId) {
+    return this.#call('POST', `/conversations/${encodeURIComponent(conversationId)}/messages`,
+      { body, client_msg_id: clientMsgId });
+  }
+  edit(conversationId, messageId, body) {
+    return this.#call('PATCH', `/conversations/${encodeURIComponent(conversationId)}/messages/${encodeURIComponent(messageId)}`, { body });
+  }
+  remove(conversationId, messageId) {
+    return this.#call('DELETE', `/conversations/${encodeURIComponent(conversationId)}/messages/${encodeURIComponent(messageId)}`);
+  }
+  markRead(conversationId, seq) {
+    return this.#call('POST', `/conversations/${encodeURIComponent(conversationId)}/read`, { seq });
+  }
+}

@@ -1,0 +1,65 @@
+// Formatting of times, names and the messages shown to the user.
+
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const dayFmt = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
+
+export function shortTime(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return '';
+  return sameDay(d, new Date()) ? timeFmt.format(d) : dayFmt.format(d);
+}
+
+export function clockTime(iso) {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? '' : timeFmt.format(d);
+}
+
+function sameDay(a, b) {
+  return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
+}
+
+export function initial(name) {
+  return (name || '?').trim().charAt(0).toUpperCase() || '?';
+}
+
+// hue gives each person a stable avatar colour.
+export function hue(id) {
+  let x = 0;
+  for (const ch of String(id)) x = (x * 31 + ch.charCodeAt(0)) >>> 0;
+  return x % 360;
+}
+
+export function presenceText(p) {
+  if (!p) return '';
+  if (p.online) return 'online';
+  return p.last_seen ? `last seen ${shortTime(p.last_seen)}` : 'offline';
+}
+
+// Why the user is looking at the login page.
+const ENDED = {
+  logout: 'You have signed out.',
+  session_revoked: 'Your session has ended (signed out on another device, or revoked). Please sign in again.',
+  refresh_reused: 'For your security your session was ended: its credentials were used twice. Please sign in again.',
+  refresh_invalid: 'Your session has expired. Please sign in again.',
+  token_invalid: 'Your session is no longer valid. Please sign in again.',
+  token_missing: 'Please sign in again.',
+  signed_out_elsewhere: 'You were signed out in another tab.',
+  switched_user: 'Another account signed in in another tab.',
+};
+
+export function endedMessage(reason) {
+  return ENDED[reason] ?? 'Your session has ended. Please sign in again.';
+}
+
+// errorText turns an ApiError or RealtimeError into a sentence for the user.
+export function errorText(err) {
+  if (!err) return '';
+  if (err.code === 'network' || err.code === 'disconnected' || err.code === 'timeout') return 'No connection';
+  if (err.code === 'rate_limited') return 'Too many requests, wait a moment';
+  if (err.code === 'invalid_input') {
+    const fields = err.details?.fields;
+    if (fields && Object.keys(fields).length) return Object.entries(fields).map(([k, v]) => `${k.replace('_', ' ')}: ${v}`).join('; ');
+  }
+  return err.message || err.code || 'Something went wrong';
+}

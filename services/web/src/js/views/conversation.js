@@ -1,0 +1,228 @@
+// Conversation pane: header with presence, the message log (scroll-back, pending / sent /
+// seen / failed states, edit and delete of own messages), typing indicator and composer.
+
+import { $, h, reconcile } from '../dom.js';
+import { clockTime, errorText, hue, initial, presenceText } from '../format.js';
+
+const NEAR_TOP_PX = 120;
+const NEAR_BOTTOM_PX = 60;
+
+export class ConversationView {
+  #chat;
+  #scroller = $('#message-scroller');
+  #list = $('#message-list');
+  #input = $('#composer-input');
+  #editing = null; // {conversationId, messageId} while the composer edits a message
+  #shownId = null;
+  #stickToBottom = true;
+
+  constructor(chat) {
+    this.#chat = chat;
+    $('#composer').addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.#submit();
+    });
+    this.#input.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        this.#submit();
+      } else if (e.key === 'Escape' && this.#editing) {
+        this.#cancelEdit();
+      }
+    });
+    this.#input.addEventListener('input', () => {
+      this.#autosize();
+      if (this.#input.value.trim() && !this.#editing && chat.activeId) chat.typed(chat.activeId);
+    });
+    $('#edit-cancel').addEventListener('click', () => this.#cancelEdit());
+    $('#load-older').addEventListener('click', () => chat.loadOlder(chat.activeId));
+    this.#scroller.addEventListener('scroll', () => {
+      this.#stickToBottom = this.#distanceFromBottom() < NEAR_BOTTOM_PX;
+      if (this.#scroller.scrollTop < NEAR_TOP_PX && chat.activeId) chat.loadOlder(chat.activeId);
+    }, { passive: true });
+    // Message actions (retry, edit, delete) are delegated from the log.
+    this.#list.addEventListener('click', (e) => this.#onAction(e));
+  }
+
+  render() {
+    const chat = this.#chat;
+    const c = chat.active;
+    $('#no-conversation').hidden = !!c;
+    $('#conversation-view').hidden = !c;
+    if (!c) {
+      this.#shownId = null;
+      return;
+    }
+    const switched = this.#shownId !== c.id;
+    if (switched) {
+      this.#shownId = c.id;
+      this.#stickToBottom = true;
+      this.#cancelEdit();
+      this.#input.value = '';
+      this.#autosize();
+    }
+
+    // Header
+    const title = chat.title(c);
+    $('#conv-title').textContent = title;
+    const avatar = $('#conv-avatar');
+    const peer = chat.peer(c);
+    avatar.textContent = initial(title);
+    avatar.style.setProperty('--hue', hue(peer?.user_id ?? c.id));
+    $('#conv-subtitle').textContent = peer
+      ? presenceText(chat.presence.get(peer.user_id))
+      : `${c.members.length} members`;
+
+    // Messages: keep the reading position when older ones are prepended, follow the
+    // bottom when the user is there.
+    const prevHeight = this.#scroller.scrollHeight;
+    const prevTop = this.#scroller.scrollTop;
+    const firstBefore = this.#list.firstElementChild?.dataset.key;
+    this.#renderMessages(c);
+    const firstAfter = this.#list.firstElementChild?.dataset.key;
+    if (this.#stickToBottom) {
+      this.#scroller.scrollTop = this.#scroller.scrollHeight;
+    } else if (firstBefore && firstAfter !== firstBefore) {
+      this.#scroller.scrollTop = prevTop + (this.#scroller.scrollHeight - prevHeight);
+    }
+
+    $('#load-older').hidden = !c.hasMoreBefore;
+    $('#load-older').textContent = c.loadingOlder ? 'Loading…' : 'Load earlier messages';
+    $('#history-start').hidden = !c.loaded || c.hasMoreBefore || c.messages.size === 0;
+
+    const typing = chat.typingNames(c);
+    $('#typing-indicator').textContent = typing.length
+      ? `${typing.join(', ')} ${typing.length > 1 ? 'are' : 'is'} typing…` : '';
+
+    if (switched && matchMedia('(min-width: 900px)').matches) this.#input.focus();
+  }
+
+  #renderMessages(c) {
+    const chat = this.#chat;
+    const sent = [...c.messages.values()].sort((a, b) => a.seq - b.seq);
+    const items = [
+      ...sent.map((m) => ({ kind: 'sent', m })),
+      ...[...c.pending.values()].map((p) => ({ kind: 'pending', p })),
+    ];
+    const group = c.type === 'group';
+    reconcile(this.#list, items, (it) => (it.kind === 'sent' ? `s${it.m.seq}` : `p${it.p.client_msg_id}`), (it) => {
+      if (it.kind === 'pending') {
+        const p = it.p;
+        return [JSON.stringify(['p', p.body, p.state, p.error?.code]), () => this.#bubble({
+          own: true, body: p.body, time: p.created_at, status: p.state === 'failed' ? 'failed' : 'pending',
+          error: p.error, clientMsgId: p.client_msg_id,
+        })];
+      }
+      const m = it.m;
+      const own = m.sender_id === chat.me.id;
+      const status = own ? (chat.seenBy(c, m.seq).length ? 'seen' : 'sent') : null;
+      const sender = group && !own ? chat.senderName(c, m.sender_id) : null;
+      const sig = JSON.stringify(['s', m.id, m.body, m.edited_at, m.deleted_at, status, sender]);
+      return [sig, () => this.#bubble({
+        own, body: m.body, time: m.created_at, status, sender, messageId: m.id, seq: m.seq,
+        edited: !!m.edited_at, deleted: !!m.deleted_at,
+      })];
+    });
+  }
+
+  #bubble({ own, body, time, status, error, sender, messageId, seq, clientMsgId, edited, deleted }) {
+    const statusText = { pending: 'Sending…', sent: 'Sent', seen: 'Seen', failed: 'Failed' }[status];
+    return h('li', {
+      class: `msg ${own ? 'own' : 'theirs'}${deleted ? ' deleted' : ''}${status === 'failed' ? ' failed' : ''}`,
+      'data-testid': 'message',
+      dataset: { seq: seq ?? '', status: status ?? '', messageId: messageId ?? '', clientMsgId: clientMsgId ?? '' },
+    },
+    h('div', { class: 'bubble' },
+      sender ? h('div', { class: 'sender', style: `--hue:${hue(sender)}` }, sender) : null,
+      h('div', { class: 'body', 'data-testid': 'message-body' }, deleted ? 'Message deleted' : body),
+      h('div', { class: 'meta' },
+        edited && !deleted ? h('span', { class: 'edited' }, 'edited') : null,
+        h('time', { datetime: time }, clockTime(time)),
+        statusText ? h('span', { class: `status status-${status}`, 'data-testid': 'message-status' }, statusText) : null)),
+    status === 'failed' ? h('div', { class: 'msg-actions visible' },
+      h('span', { class: 'error' }, errorText(error)),
+      h('button', { type: 'button', class: 'link', dataset: { action: 'retry' } }, 'Retry'),
+      h('button', { type: 'button', class: 'link', dataset: { action: 'discard' } }, 'Discard')) : null,
+    own && messageId && !deleted ? h('div', { class: 'msg-actions' },
+      h('button', { type: 'button', class: 'link', dataset: { action: 'edit' }, 'aria-label': 'Edit message' }, 'Edit'),
+      h('button', { type: 'button', class: 'link', dataset: { action: 'delete' }, 'aria-label': 'Delete message' }, 'Delete')) : null);
+  }
+
+  async #onAction(e) {
+    const button = e.target.closest('button[data-action]');
+    if (!button) return;
+    const li = button.closest('li.msg');
+    const chat = this.#chat;
+    const id = chat.activeId;
+    const { messageId, clientMsgId } = li.dataset;
+    switch (button.dataset.action) {
+      case 'retry': return chat.retry(id, clientMsgId);
+      case 'discard': return chat.discard(id, clientMsgId);
+      case 'edit': {
+        const m = [...chat.active.messages.values()].find((x) => x.id === messageId);
+        if (!m) return;
+        this.#editing = { conversationId: id, messageId };
+        this.#editBanner('Editing message');
+        $('#edit-banner').hidden = false;
+        $('#send-button').textContent = 'Save';
+        this.#input.value = m.body;
+        this.#autosize();
+        this.#input.focus();
+        return;
+      }
+      case 'delete':
+        try {
+          await chat.remove(id, messageId);
+        } catch (err) {
+          this.#flash(li, errorText(err));
+        }
+    }
+  }
+
+  async #submit() {
+    const chat = this.#chat;
+    const body = this.#input.value;
+    if (!body.trim() || !chat.activeId) return;
+    if (this.#editing) {
+      const { conversationId, messageId } = this.#editing;
+      try {
+        await chat.edit(conversationId, messageId, body);
+        this.#cancelEdit();
+      } catch (err) {
+        this.#editBanner(`Editing message — ${errorText(err)}`);
+      }
+      return;
+    }
+    this.#input.value = '';
+    this.#autosize();
+    this.#stickToBottom = true;
+    chat.send(chat.activeId, body);
+  }
+
+  #cancelEdit() {
+    if (!this.#editing) return;
+    this.#editing = null;
+    $('#edit-banner').hidden = true;
+    $('#send-button').textContent = 'Send';
+    this.#input.value = '';
+    this.#autosize();
+  }
+
+  #editBanner(text) {
+    $('#edit-banner span').textContent = text;
+  }
+
+  #flash(li, text) {
+    li.append(h('div', { class: 'msg-actions visible' }, h('span', { class: 'error', role: 'alert' }, text)));
+  }
+
+  #autosize() {
+    this.#input.style.height = 'auto';
+    this.#input.style.height = `${Math.min(this.#input.scrollHeight, 160)}px`;
+  }
+
+  #distanceFromBottom() {
+    const s = this.#scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight;
+  }
+}
