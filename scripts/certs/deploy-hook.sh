@@ -12,7 +12,15 @@
 # 3 installed but nginx reload failed; 64 bad input.
 set -euo pipefail
 
-log() { local level="$1" event="$2"; shift 2; echo "mop-certs: level=$level event=$event $*"; }
+log() {
+	local level="$1" event="$2"
+	shift 2
+	local line="mop-certs: level=$level event=$event $*"
+	echo "$line"
+	# renew.sh re-prints these lines at top level (certbot indents hook output)
+	if [ -n "${MOP_HOOK_STATUS_DIR:-}" ] && [ -n "${host:-}" ]; then echo "$line" >>"$MOP_HOOK_STATUS_DIR/$host.log"; fi
+}
+host=""
 lineage="${RENEWED_LINEAGE:-}"
 [ -n "$lineage" ] && [ -d "$lineage" ] || { log error install_failed reason=no_lineage lineage="$lineage"; exit 64; }
 host="$(basename "$lineage")"
@@ -67,7 +75,7 @@ mv -f "$dst/.privkey.pem.new" "$dst/privkey.pem"
 mv -f "$dst/.fullchain.pem.new" "$dst/fullchain.pem"
 
 serial="$(openssl x509 -in "$dst/fullchain.pem" -noout -serial | cut -d= -f2)"
-not_after="$(openssl x509 -in "$dst/fullchain.pem" -noout -enddate | cut -d= -f2 | tr ' ' '_')"
+not_after="$(date -u -d "$(openssl x509 -in "$dst/fullchain.pem" -noout -enddate | cut -d= -f2)" +%Y-%m-%dT%H:%M:%SZ)"
 
 if ! out="$(bash -c "$test_cmd" 2>&1)"; then
 	printf '%s\n' "$out" | sed "s/^/nginx-t[$host]: /"

@@ -27,6 +27,10 @@
 #   --no-random-sleep-on-renew do not let certbot sleep up to 8 minutes before renewing
 #   --dry-run                  talk to the ACME server but save and install nothing
 #
+# Environment defaults (for EnvironmentFile/cron): MOP_ACME_SERVER, MOP_ACME_EMAIL, MOP_DOMAIN,
+# MOP_ACME_HOSTS, MOP_CERTS_DIR, MOP_ACME_WEBROOT, MOP_CERTBOT_CONFIG_DIR, MOP_CERTBOT_WORK_DIR,
+# MOP_CERTBOT_LOGS_DIR, MOP_NGINX_TEST_CMD, MOP_NGINX_RELOAD_CMD, MOP_ACME_CA_BUNDLE, MOP_ACME_KEY_TYPE.
+#
 # Log lines: "mop-certs: level=<info|warn|error> event=<name> key=value ...", one per action
 # (events: start, issue, issued, issue_failed, renew, renewed, not_due, renew_failed, install,
 # installed, install_failed, rollback, reload_failed, in_sync, done). Alert on level=error or on
@@ -50,10 +54,15 @@ log() { # level event k=v...
 }
 die_usage() { echo "renew: error: $*" >&2; exit 64; }
 
-server="$LE_PROD" email="" no_email=0 domain="chat5202ol.xyz" hosts_csv=""
-certs_dir="$repo/certs" webroot="/var/www/mop-acme"
-config_dir="/etc/letsencrypt" work_dir="/var/lib/letsencrypt" logs_dir="/var/log/letsencrypt"
-nginx_test_cmd="nginx -t -q" nginx_reload_cmd="" ca_bundle="" key_type="ecdsa"
+# Defaults may also come from the environment (the systemd unit's EnvironmentFile, see
+# scripts/systemd/certs-renew.env.example); command-line options win.
+server="${MOP_ACME_SERVER:-$LE_PROD}" email="${MOP_ACME_EMAIL:-}" no_email=0
+domain="${MOP_DOMAIN:-chat5202ol.xyz}" hosts_csv="${MOP_ACME_HOSTS:-}"
+certs_dir="${MOP_CERTS_DIR:-$repo/certs}" webroot="${MOP_ACME_WEBROOT:-/var/www/mop-acme}"
+config_dir="${MOP_CERTBOT_CONFIG_DIR:-/etc/letsencrypt}" work_dir="${MOP_CERTBOT_WORK_DIR:-/var/lib/letsencrypt}"
+logs_dir="${MOP_CERTBOT_LOGS_DIR:-/var/log/letsencrypt}"
+nginx_test_cmd="${MOP_NGINX_TEST_CMD:-nginx -t -q}" nginx_reload_cmd="${MOP_NGINX_RELOAD_CMD:-}"
+ca_bundle="${MOP_ACME_CA_BUNDLE:-}" key_type="${MOP_ACME_KEY_TYPE:-ecdsa}"
 dry_run=0 no_sleep=0 force=()
 while (($#)); do
 	case "$1" in
@@ -128,59 +137,64 @@ if ((no_email)); then common+=(--register-unsafely-without-email); else common+=
 
 rc=0
 bump() { if (($1 > rc)); then rc=$1; fi; }
-sha() { sha256sum "$1" 2>/dev/null | cut -d' ' -f1; }
+sha() { if [ -f "$1" ]; then sha256sum <"$1" | cut -d' ' -f1; else echo none; fi; }
 run_certbot() { # host, certbot args...: output prefixed, exit code kept
 	local host="$1"
 	shift
 	set +e
-	certbot "$@" 2>&1 | sed -u "s/^/certbot[$host]: /"
+	certbot "$@" 2>&1 | sed -u -e "s/^ *mop-certs: /(hook) /" -e "s/^/certbot[$host]: /"
 	local st="${PIPESTATUS[0]}"
 	set -e
 	return "$st"
 }
-hook_status() { cat "$status_dir/$1" 2>/dev/null || true; }
+replay_hook_log() { # the hook's log lines for a host, at top level
+	if [ -f "$status_dir/$1.log" ]; then cat "$status_dir/$1.log"; rm -f "$status_dir/$1.log"; fi
+}
+hook_status() { cat "$status_dir/$1" 2>/dev/null || true; } # the hook's exit code; empty: it did not run
 
 for host in "${hosts[@]}"; do
 	live="$config_dir/live/$host"
 	if [ ! -f "$config_dir/renewal/$host.conf" ]; then
+		action=issue
 		log info issue host="$host"
-		if run_certbot "$host" certonly "${common[@]}" --cert-name "$host" -d "$host"; then
-			log info issued host="$host" dry_run="$dry_run"
-		else
-			log error issue_failed host="$host"
-			bump 1
-			continue
-		fi
+		args=(certonly "${common[@]}" --cert-name "$host" -d "$host")
 	else
+		action=renew
 		forced=0
 		for f in "${force[@]}"; do [ "$f" != "$host" ] || forced=1; done
-		before="$(sha "$live/cert.pem")"
 		args=(renew "${common[@]}" --cert-name "$host")
 		((!forced)) || args+=(--force-renewal)
 		((!no_sleep)) || args+=(--no-random-sleep-on-renew)
 		log info renew host="$host" forced="$forced"
-		if run_certbot "$host" "${args[@]}"; then
-			if [ "$before" != "$(sha "$live/cert.pem")" ]; then
-				log info renewed host="$host"
-			elif ((dry_run)); then
-				log info renewed host="$host" dry_run=1
-			else
-				log info not_due host="$host"
-			fi
-		else
-			log error renew_failed host="$host"
-			bump 1
-			continue
-		fi
 	fi
+	before="$(sha "$live/cert.pem")"
+	cb_rc=0
+	run_certbot "$host" "${args[@]}" || cb_rc=$?
+	replay_hook_log "$host"
 	st="$(hook_status "$host")"
 	if [ -n "$st" ]; then
+		# certbot obtained a certificate and ran the deploy hook; the hook's outcome decides
+		if [ "$action" = issue ]; then log info issued host="$host"; else log info renewed host="$host"; fi
 		bump "$st"
 		continue
 	fi
+	if ((cb_rc != 0)); then
+		log error "${action}_failed" host="$host" certbot_exit="$cb_rc"
+		bump 1
+		continue
+	fi
+	if ((dry_run)); then
+		if [ "$action" = issue ]; then log info issued host="$host" dry_run=1; else log info renewed host="$host" dry_run=1; fi
+		continue
+	elif [ "$before" != "$(sha "$live/cert.pem")" ]; then
+		# a new certificate without a hook run (certbot skipped the hook): the check below installs it
+		if [ "$action" = issue ]; then log info issued host="$host"; else log info renewed host="$host"; fi
+	elif [ "$action" = renew ]; then
+		log info not_due host="$host"
+	fi
 	# Safety net: the lineage and the installed files must match (e.g. after an earlier deploy
 	# failure, or when certbot renewed outside this script). Install only when they differ.
-	if ((dry_run)) || [ ! -f "$live/fullchain.pem" ]; then continue; fi
+	[ -f "$live/fullchain.pem" ] || continue
 	if [ "$(sha "$live/fullchain.pem")" = "$(sha "$certs_dir/$host/fullchain.pem")" ] &&
 		[ "$(sha "$live/privkey.pem")" = "$(sha "$certs_dir/$host/privkey.pem")" ]; then
 		log info in_sync host="$host"
@@ -188,7 +202,7 @@ for host in "${hosts[@]}"; do
 	fi
 	log warn out_of_sync host="$host" action=install
 	set +e
-	RENEWED_LINEAGE="$live" RENEWED_DOMAINS="$host" "$hook"
+	MOP_HOOK_STATUS_DIR="" RENEWED_LINEAGE="$live" RENEWED_DOMAINS="$host" "$hook"
 	st=$?
 	set -e
 	bump "$st"
