@@ -44,7 +44,7 @@ type Options struct {
 
 // How long published outbox rows and dead sessions are kept before pruning.
 const (
-	publishedRetention = time.Hour
+	publishedRetention = 10 * time.Minute
 	sessionRetention   = 30 * 24 * time.Hour
 	pruneEvery         = time.Minute
 	sqliteReaders      = 4

@@ -1,0 +1,138 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/chat5202ol/mop/pkg/event"
+)
+
+// Revocation reasons written by the store itself.
+const ReasonRefreshReuse = "refresh_reuse"
+
+// CreateSession stores a session and its first refresh hash. An unknown user
+// is ErrInvalid.
+func (s *DB) CreateSession(ctx context.Context, sess Session, refreshHash string) error {
+	if sess.ID == "" || sess.UserID == "" || refreshHash == "" {
+		return fmt.Errorf("create session: id, user and refresh hash required: %w", ErrInvalid)
+	}
+	_, err := s.w.ExecContext(ctx, `
+		INSERT INTO sessions (id, user_id, refresh_hash, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5)`,
+		sess.ID, sess.UserID, refreshHash, micros(s.now()), micros(sess.ExpiresAt))
+	switch {
+	case isForeignKey(err):
+		return fmt.Errorf("create session for %s: %w", sess.UserID, ErrInvalid)
+	case isUnique(err):
+		return fmt.Errorf("create session %s: %w", sess.ID, ErrConflict)
+	case err != nil:
+		return fmt.Errorf("create session %s: %w", sess.ID, err)
+	}
+	return nil
+}
+
+// RotateRefresh: see Store. The conditional UPDATE is the atomic step, so of
+// two concurrent rotations with the same hash exactly one wins and the other
+// is treated as reuse.
+func (s *DB) RotateRefresh(ctx context.Context, oldHash, newHash string, now time.Time) (Session, error) {
+	if oldHash == "" || newHash == "" {
+		return Session{}, fmt.Errorf("rotate refresh: %w", ErrNotFound)
+	}
+	var out Session
+	var reused bool
+	err := s.write(ctx, func(t *tx) error {
+		var expires int64
+		err := t.QueryRowContext(ctx, `
+			UPDATE sessions SET refresh_hash = $2
+			WHERE refresh_hash = $1 AND revoked_at IS NULL AND expires_at > $3
+			RETURNING id, user_id, expires_at`,
+			oldHash, newHash, micros(now)).Scan(&out.ID, &out.UserID, &expires)
+		if err == nil {
+			out.ExpiresAt = fromMicros(expires)
+			if _, err := t.ExecContext(ctx,
+				`INSERT INTO spent_refresh (hash, session_id, spent_at) VALUES ($1, $2, $3)`,
+				oldHash, out.ID, micros(t.now)); err != nil {
+				return fmt.Errorf("record spent refresh: %w", err)
+			}
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("rotate refresh: %w", err)
+		}
+		// Not rotatable: current but dead, spent (reuse), or unknown.
+		var n int
+		if err := t.QueryRowContext(ctx, `SELECT COUNT(*) FROM sessions WHERE refresh_hash = $1`, oldHash).Scan(&n); err != nil {
+			return fmt.Errorf("rotate refresh: %w", err)
+		}
+		if n > 0 {
+			return ErrSessionGone
+		}
+		var sid string
+		err = t.QueryRowContext(ctx, `SELECT session_id FROM spent_refresh WHERE hash = $1`, oldHash).Scan(&sid)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("rotate refresh: %w", err)
+		}
+		reused = true
+		return s.revoke(t, sid, ReasonRefreshReuse)
+	})
+	if reused && err == nil {
+		return Session{}, ErrRefreshReused
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("rotate refresh: %w", err)
+	}
+	return out, nil
+}
+
+// RevokeSession revokes a session; revoking it again is a no-op. An unknown
+// session is ErrNotFound.
+func (s *DB) RevokeSession(ctx context.Context, sessionID, reason string) error {
+	err := s.write(ctx, func(t *tx) error { return s.revoke(t, sessionID, reason) })
+	if err != nil {
+		return fmt.Errorf("revoke session %s: %w", sessionID, err)
+	}
+	return nil
+}
+
+// revoke marks the session revoked and writes session.revoked the first time.
+func (s *DB) revoke(t *tx, sessionID, reason string) error {
+	var userID string
+	err := t.QueryRowContext(t.ctx, `
+		UPDATE sessions SET revoked_at = $2, revoke_reason = $3
+		WHERE id = $1 AND revoked_at IS NULL
+		RETURNING user_id`, sessionID, micros(t.now), reason).Scan(&userID)
+	if errors.Is(err, sql.ErrNoRows) {
+		var n int
+		if err := t.QueryRowContext(t.ctx, `SELECT COUNT(*) FROM sessions WHERE id = $1`, sessionID).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrNotFound
+		}
+		return nil // already revoked
+	}
+	if err != nil {
+		return err
+	}
+	return t.emit(event.SessionRevoked, []string{userID}, "", userID,
+		event.SessionRevocation{UserID: userID, SessionID: sessionID, Reason: reason})
+}
+
+// SessionActive reports whether the session exists, is not revoked and has
+// not expired.
+func (s *DB) SessionActive(ctx context.Context, sessionID string) (bool, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `
+		SELECT COUNT(*) FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2`,
+		sessionID, micros(s.now())).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("session %s: %w", sessionID, err)
+	}
+	return n > 0, nil
+}
