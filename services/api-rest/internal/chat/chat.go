@@ -1,0 +1,202 @@
+// Package chat is the rule book for conversations, messages, read markers and
+// profiles: it validates what a user asks for and hands it to the store. REST
+// handlers and NATS responders both call it, so a message sent over the socket
+// obeys exactly the rules of one sent over REST.
+package chat
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/chat5202ol/mop/pkg/event"
+	"github.com/chat5202ol/mop/services/api-rest/internal/input"
+	"github.com/chat5202ol/mop/services/api-rest/internal/store"
+)
+
+// History limits of docs/api.md.
+const (
+	DefaultHistoryLimit = 50
+	MaxHistoryLimit     = 200
+	DefaultSearchLimit  = 20
+	MaxSearchLimit      = 100
+)
+
+// Service applies the rules; it keeps no state besides the store.
+type Service struct {
+	st store.Store
+}
+
+// New returns a Service over st.
+func New(st store.Store) *Service { return &Service{st: st} }
+
+// NewConversation is the body of POST /conversations.
+type NewConversation struct {
+	Type      string   `json:"type"`
+	MemberIDs []string `json:"member_ids"`
+	Title     string   `json:"title"`
+}
+
+// CreateConversation creates a conversation of userID with the given members;
+// an existing direct conversation between the two is returned with created=false.
+func (s *Service) CreateConversation(ctx context.Context, userID string, in NewConversation) (event.Conversation, bool, error) {
+	p := input.Problems{}
+	ids, problem := input.IDs(in.MemberIDs, event.MaxConversationMembers-1)
+	p.Check("member_ids", problem)
+	others := ids[:0:0]
+	for _, id := range ids {
+		if id != userID { // the creator is always a member
+			others = append(others, id)
+		}
+	}
+	switch in.Type {
+	case event.ConversationDirect:
+		if problem == "" && len(others) != 1 {
+			p.Check("member_ids", "a direct conversation needs exactly one other user")
+		}
+		if in.Title != "" {
+			p.Check("title", "must be empty for a direct conversation")
+		}
+	case event.ConversationGroup:
+		p.Check("title", input.Text(in.Title, input.MaxTitle))
+	case "":
+		p.Check("type", "is required")
+	default:
+		p.Check("type", `must be "direct" or "group"`)
+	}
+	if err := p.Err(); err != nil {
+		return event.Conversation{}, false, err
+	}
+	c, created, err := s.st.CreateConversation(ctx, store.NewConversation{
+		Type: in.Type, Title: strings.TrimSpace(in.Title), CreatorID: userID, MemberIDs: others,
+	})
+	if err != nil {
+		return event.Conversation{}, false, fmt.Errorf("create conversation: %w", err)
+	}
+	return c, created, nil
+}
+
+// Conversation returns one conversation of userID with its members.
+func (s *Service) Conversation(ctx context.Context, userID, conversationID string) (event.Conversation, error) {
+	if err := findable(conversationID); err != nil {
+		return event.Conversation{}, err
+	}
+	c, err := s.st.Conversation(ctx, userID, conversationID)
+	if err != nil {
+		return event.Conversation{}, fmt.Errorf("conversation %s: %w", conversationID, err)
+	}
+	return c, nil
+}
+
+// Conversations lists userID's conversations, newest activity first.
+func (s *Service) Conversations(ctx context.Context, userID string) ([]event.Conversation, error) {
+	cs, err := s.st.ListConversations(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("list conversations: %w", err)
+	}
+	if cs == nil {
+		cs = []event.Conversation{}
+	}
+	return cs, nil
+}
+
+// NewMembers is the body of POST /conversations/{id}/members.
+type NewMembers struct {
+	UserIDs []string `json:"user_ids"`
+}
+
+// AddMembers adds users to a group conversation on behalf of actorID.
+func (s *Service) AddMembers(ctx context.Context, actorID, conversationID string, in NewMembers) ([]event.Member, error) {
+	if err := findable(conversationID); err != nil {
+		return nil, err
+	}
+	ids, problem := input.IDs(in.UserIDs, event.MaxConversationMembers)
+	if problem == "" && len(ids) == 0 {
+		problem = "must name at least one user"
+	}
+	if problem != "" {
+		return nil, input.Problems{"user_ids": problem}
+	}
+	ms, err := s.st.AddMembers(ctx, actorID, conversationID, ids)
+	if err != nil {
+		return nil, fmt.Errorf("add members to %s: %w", conversationID, err)
+	}
+	if ms == nil {
+		ms = []event.Member{}
+	}
+	return ms, nil
+}
+
+// RemoveMember removes userID from a conversation on behalf of actorID.
+func (s *Service) RemoveMember(ctx context.Context, actorID, conversationID, userID string) error {
+	if err := findable(conversationID, userID); err != nil {
+		return err
+	}
+	if err := s.st.RemoveMember(ctx, actorID, conversationID, userID); err != nil {
+		return fmt.Errorf("remove %s from %s: %w", userID, conversationID, err)
+	}
+	return nil
+}
+
+// Members lists the member ids of a conversation userID belongs to.
+func (s *Service) Members(ctx context.Context, userID, conversationID string) ([]string, error) {
+	if err := findable(conversationID); err != nil {
+		return nil, err
+	}
+	ids, err := s.st.MemberIDs(ctx, userID, conversationID)
+	if err != nil {
+		return nil, fmt.Errorf("members of %s: %w", conversationID, err)
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	return ids, nil
+}
+
+// Contacts lists the users sharing a conversation with userID.
+func (s *Service) Contacts(ctx context.Context, userID string) ([]string, error) {
+	ids, err := s.st.Contacts(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("contacts of %s: %w", userID, err)
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	return ids, nil
+}
+
+// User returns a profile.
+func (s *Service) User(ctx context.Context, id string) (event.User, error) {
+	if err := findable(id); err != nil {
+		return event.User{}, err
+	}
+	u, err := s.st.UserByID(ctx, id)
+	if err != nil {
+		return event.User{}, fmt.Errorf("user %s: %w", id, err)
+	}
+	return u, nil
+}
+
+// SearchUsers finds users by username prefix or display name; the caller has
+// validated query and limit (they come from the URL, not a body).
+func (s *Service) SearchUsers(ctx context.Context, query string, limit int) ([]event.User, error) {
+	us, err := s.st.SearchUsers(ctx, query, limit)
+	if err != nil {
+		return nil, fmt.Errorf("search users: %w", err)
+	}
+	if us == nil {
+		us = []event.User{}
+	}
+	return us, nil
+}
+
+// findable returns ErrNotFound unless every id could name something: garbage
+// never reaches the store and, like an unknown id, reveals nothing.
+func findable(ids ...string) error {
+	for _, id := range ids {
+		if !input.IsID(id) {
+			return fmt.Errorf("id %.64q: %w", id, store.ErrNotFound)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,97 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/chat5202ol/mop/services/api-rest/internal/account"
+	"github.com/chat5202ol/mop/services/api-rest/internal/input"
+)
+
+// Rate-limit scopes (metric label values).
+const (
+	scopeLoginIP   = "login_ip"
+	scopeLoginUser = "login_username"
+	scopeRegister  = "register_ip"
+)
+
+// limited counts a refusal and returns the error that answers it.
+func (s *server) limited(scope string, wait time.Duration) error {
+	s.metrics.rateLimited.WithLabelValues(scope).Inc()
+	return &rateLimited{scope: scope, after: wait}
+}
+
+func (s *server) registerUser(c *gin.Context) error {
+	if wait := s.register.Allow(c.ClientIP()); wait > 0 {
+		return s.limited(scopeRegister, wait)
+	}
+	var in account.Registration
+	if err := bind(c, &in); err != nil {
+		return err
+	}
+	res, err := s.opts.Accounts.Register(c.Request.Context(), in)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusCreated, res)
+	return nil
+}
+
+// login is limited per client IP (every attempt) and per username (failed
+// attempts only: the owner's successful logins never spend that budget, and a
+// guesser from many addresses still gets LOGIN_RATE_PER_MINUTE tries per name).
+func (s *server) login(c *gin.Context) error {
+	if wait := s.loginIP.Allow(c.ClientIP()); wait > 0 {
+		return s.limited(scopeLoginIP, wait)
+	}
+	var in account.Credentials
+	if err := bind(c, &in); err != nil {
+		return err
+	}
+	username := input.NormalizeUsername(in.Username)
+	if wait := s.loginID.Wait(username); wait > 0 {
+		return s.limited(scopeLoginUser, wait)
+	}
+	res, err := s.opts.Accounts.Login(c.Request.Context(), in)
+	if errors.Is(err, account.ErrInvalidCredentials) {
+		s.metrics.loginFailures.Inc()
+		s.loginID.Allow(username)
+	}
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, res)
+	return nil
+}
+
+// Refresh is the body of POST /auth/refresh.
+type Refresh struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+func (s *server) refresh(c *gin.Context) error {
+	var in Refresh
+	if err := bind(c, &in); err != nil {
+		return err
+	}
+	if problem := input.Required(in.RefreshToken); problem != "" {
+		return input.Problems{"refresh_token": problem}
+	}
+	res, err := s.opts.Accounts.Refresh(c.Request.Context(), in.RefreshToken)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, res)
+	return nil
+}
+
+func (s *server) logout(c *gin.Context) error {
+	if err := s.opts.Accounts.Logout(c.Request.Context(), c.GetString(keySessionID)); err != nil {
+		return err
+	}
+	c.Status(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,162 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/chat5202ol/mop/services/api-rest/internal/chat"
+)
+
+func (s *server) createConversation(c *gin.Context) error {
+	var in chat.NewConversation
+	if err := bind(c, &in); err != nil {
+		return err
+	}
+	conv, created, err := s.opts.Chat.CreateConversation(c.Request.Context(), userID(c), in)
+	if err != nil {
+		return err
+	}
+	c.JSON(createdOrOK(created), conv)
+	return nil
+}
+
+func (s *server) conversations(c *gin.Context) error {
+	cs, err := s.opts.Chat.Conversations(c.Request.Context(), userID(c))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, gin.H{"conversations": cs})
+	return nil
+}
+
+func (s *server) conversation(c *gin.Context) error {
+	conv, err := s.opts.Chat.Conversation(c.Request.Context(), userID(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, conv)
+	return nil
+}
+
+func (s *server) addMembers(c *gin.Context) error {
+	var in chat.NewMembers
+	if err := bind(c, &in); err != nil {
+		return err
+	}
+	ms, err := s.opts.Chat.AddMembers(c.Request.Context(), userID(c), c.Param("id"), in)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, gin.H{"members": ms})
+	return nil
+}
+
+func (s *server) removeMember(c *gin.Context) error {
+	if err := s.opts.Chat.RemoveMember(c.Request.Context(), userID(c), c.Param("id"), c.Param("user_id")); err != nil {
+		return err
+	}
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+func (s *server) sendMessage(c *gin.Context) error {
+	var in chat.NewMessage
+	if err := bind(c, &in); err != nil {
+		return err
+	}
+	m, created, err := s.opts.Chat.Send(c.Request.Context(), userID(c), c.Param("id"), in)
+	if err != nil {
+		return err
+	}
+	c.JSON(createdOrOK(created), m)
+	return nil
+}
+
+func (s *server) history(c *gin.Context) error {
+	bad := queryError{}
+	cur := chat.Cursor{Limit: int(intParam(c, bad, "limit", chat.DefaultHistoryLimit, 1, chat.MaxHistoryLimit))}
+	if _, ok := c.GetQuery("after_seq"); ok {
+		v := intParam(c, bad, "after_seq", 0, 0, maxSeq)
+		cur.AfterSeq = &v
+	}
+	if _, ok := c.GetQuery("before_seq"); ok {
+		v := intParam(c, bad, "before_seq", 0, 1, maxSeq)
+		cur.BeforeSeq = &v
+	}
+	if cur.AfterSeq != nil && cur.BeforeSeq != nil {
+		bad["before_seq"] = "cannot be combined with after_seq"
+	}
+	if len(bad) > 0 {
+		return bad
+	}
+	ms, more, err := s.opts.Chat.History(c.Request.Context(), userID(c), c.Param("id"), cur)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, gin.H{"messages": ms, "has_more": more})
+	return nil
+}
+
+func (s *server) editMessage(c *gin.Context) error {
+	var in chat.Edit
+	if err := bind(c, &in); err != nil {
+		return err
+	}
+	m, err := s.opts.Chat.EditMessage(c.Request.Context(), userID(c), c.Param("id"), c.Param("message_id"), in)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, m)
+	return nil
+}
+
+func (s *server) deleteMessage(c *gin.Context) error {
+	if err := s.opts.Chat.DeleteMessage(c.Request.Context(), userID(c), c.Param("id"), c.Param("message_id")); err != nil {
+		return err
+	}
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+func (s *server) markRead(c *gin.Context) error {
+	var in chat.Read
+	if err := bind(c, &in); err != nil {
+		return err
+	}
+	r, err := s.opts.Chat.MarkRead(c.Request.Context(), userID(c), c.Param("id"), in)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, r)
+	return nil
+}
+
+// createdOrOK is 201 for a new resource and 200 when an idempotent repeat (or
+// an existing direct conversation) returns the stored one.
+func createdOrOK(created bool) int {
+	if created {
+		return http.StatusCreated
+	}
+	return http.StatusOK
+}
+
+// maxSeq keeps cursors within what JSON clients (float64) represent exactly.
+const maxSeq = 1<<53 - 1
+
+// intParam parses an optional integer query parameter within [lo, hi]; a
+// problem is recorded in bad and def returned.
+func intParam(c *gin.Context, bad queryError, name string, def, lo, hi int64) int64 {
+	raw, ok := c.GetQuery(name)
+	if !ok {
+		return def
+	}
+	v, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || v < lo || v > hi {
+		bad[name] = fmt.Sprintf("must be an integer from %d to %d", lo, hi)
+		return def
+	}
+	return v
+}
