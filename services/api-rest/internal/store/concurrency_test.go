@@ -1,0 +1,193 @@
+package store_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/chat5202ol/mop/pkg/event"
+	"github.com/chat5202ol/mop/services/api-rest/internal/store"
+)
+
+// parallel runs fn(i) for i in [0, n) at once and waits.
+func parallel(n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			fn(i)
+		}()
+	}
+	close(start)
+	wg.Wait()
+}
+
+func TestConcurrentSendsGapFree(t *testing.T) {
+	eachDB(t, func(t *testing.T, f *fixture) {
+		alice, bob := f.user("alice"), f.user("bob")
+		g := f.group(alice, bob)
+		f.drain()
+		const n = 50
+		seqs := make([]int64, n)
+		errs := make([]error, n)
+		parallel(n, func(i int) {
+			from := alice
+			if i%2 == 1 {
+				from = bob
+			}
+			m, _, err := f.s.CreateMessage(f.ctx, store.NewMessage{ConversationID: g.ID, SenderID: from.ID, Body: fmt.Sprint(i)})
+			seqs[i], errs[i] = m.Seq, err
+		})
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(seqs)
+		for i, s := range seqs {
+			if s != int64(i+1) {
+				t.Fatalf("seqs %v are not 1..%d", seqs, n)
+			}
+		}
+		hist, err := f.s.Messages(f.ctx, alice.ID, g.ID, store.Page{Limit: 100})
+		if err != nil || len(hist) != n || hist[n-1].Seq != n {
+			t.Fatalf("history: %d messages, err %v", len(hist), err)
+		}
+		// One event per message, and in seq order: the relay keeps a
+		// conversation's order.
+		evs := f.drain()
+		if len(evs) != n {
+			t.Fatalf("%d events, want %d", len(evs), n)
+		}
+		for i, e := range evs {
+			if m := decode[event.Message](t, e); m.Seq != int64(i+1) {
+				t.Fatalf("event %d carries seq %d: outbox order differs from seq order", i, m.Seq)
+			}
+		}
+	})
+}
+
+func TestConcurrentIdempotentSend(t *testing.T) {
+	eachDB(t, func(t *testing.T, f *fixture) {
+		alice, bob := f.user("alice"), f.user("bob")
+		d := f.direct(alice, bob)
+		f.drain()
+		const n = 20
+		msgs := make([]event.Message, n)
+		created := make([]bool, n)
+		errs := make([]error, n)
+		parallel(n, func(i int) {
+			msgs[i], created[i], errs[i] = f.s.CreateMessage(f.ctx, store.NewMessage{ConversationID: d.ID, SenderID: alice.ID, Body: "once", ClientMsgID: "same"})
+		})
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		wins := 0
+		for i := range n {
+			if created[i] {
+				wins++
+			}
+			if msgs[i] != msgs[0] {
+				t.Fatalf("answer %d differs: %+v vs %+v", i, msgs[i], msgs[0])
+			}
+		}
+		if wins != 1 || msgs[0].Seq != 1 {
+			t.Fatalf("%d creations, seq %d; want one with seq 1", wins, msgs[0].Seq)
+		}
+		f.expectEvents(ev(event.MessageCreated, alice, bob))
+		// The losers rolled their seq back: the next message is 2.
+		if m := f.send(bob, d, "next"); m.Seq != 2 {
+			t.Fatalf("next seq %d, want 2", m.Seq)
+		}
+	})
+}
+
+func TestConcurrentDirectCreation(t *testing.T) {
+	eachDB(t, func(t *testing.T, f *fixture) {
+		alice, bob := f.user("alice"), f.user("bob")
+		const n = 20
+		convs := make([]string, n)
+		created := make([]bool, n)
+		errs := make([]error, n)
+		parallel(n, func(i int) {
+			a, b := alice, bob
+			if i%2 == 1 {
+				a, b = bob, alice
+			}
+			c, cr, err := f.s.CreateConversation(f.ctx, store.NewConversation{Type: event.ConversationDirect, CreatorID: a.ID, MemberIDs: []string{b.ID}})
+			convs[i], created[i], errs[i] = c.ID, cr, err
+		})
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		wins := 0
+		for i := range n {
+			if created[i] {
+				wins++
+			}
+			if convs[i] != convs[0] {
+				t.Fatalf("two conversations for one pair: %s %s", convs[i], convs[0])
+			}
+		}
+		if wins != 1 {
+			t.Fatalf("%d creations, want 1", wins)
+		}
+		f.expectEvents(ev(event.ConversationCreated, alice, bob))
+		list, err := f.s.ListConversations(f.ctx, alice.ID)
+		if err != nil || len(list) != 1 {
+			t.Fatalf("list %d %v", len(list), err)
+		}
+	})
+}
+
+func TestConcurrentRefreshRotation(t *testing.T) {
+	eachDB(t, func(t *testing.T, f *fixture) {
+		alice := f.user("alice")
+		if err := f.s.CreateSession(f.ctx, store.Session{ID: "S", UserID: alice.ID, ExpiresAt: f.clock.Now().Add(1 << 40)}, "r0"); err != nil {
+			t.Fatal(err)
+		}
+		const n = 10
+		errs := make([]error, n)
+		parallel(n, func(i int) {
+			_, errs[i] = f.s.RotateRefresh(f.ctx, "r0", fmt.Sprint("r1-", i), f.clock.Now())
+		})
+		ok, reused := 0, 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, store.ErrRefreshReused):
+				reused++
+			default:
+				t.Fatalf("unexpected %v", err)
+			}
+		}
+		// Presenting one token twice is reuse, however close together.
+		if ok != 1 || reused != n-1 {
+			t.Fatalf("%d rotations, %d reuses", ok, reused)
+		}
+		f.expectEvents(ev(event.SessionRevoked, alice))
+	})
+}
+
+func TestConcurrentMarkRead(t *testing.T) {
+	eachDB(t, func(t *testing.T, f *fixture) {
+		alice, bob := f.user("alice"), f.user("bob")
+		g := f.group(alice, bob)
+		for range 20 {
+			f.send(alice, g, "x")
+		}
+		parallel(20, func(i int) {
+			if _, err := f.s.MarkRead(f.ctx, bob.ID, g.ID, int64(i+1)); err != nil {
+				t.Error(err)
+			}
+		})
+		c, err := f.s.Conversation(f.ctx, bob.ID, g.ID)
+		if err != nil || c.ReadSeq != 20 {
+			t.Fatalf("read seq %d %v, want 20", c.ReadSeq, err)
+		}
+	})
+}
