@@ -1,0 +1,230 @@
+package api_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alexedwards/argon2id"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/chat5202ol/mop/pkg/auth"
+	"github.com/chat5202ol/mop/pkg/event"
+	"github.com/chat5202ol/mop/pkg/logging"
+	"github.com/chat5202ol/mop/pkg/version"
+	"github.com/chat5202ol/mop/services/api-rest/internal/account"
+	"github.com/chat5202ol/mop/services/api-rest/internal/chat"
+	api "github.com/chat5202ol/mop/services/api-rest/internal/http"
+	"github.com/chat5202ol/mop/services/api-rest/internal/store"
+	"github.com/chat5202ol/mop/services/api-rest/internal/store/storetest"
+)
+
+const (
+	testKey    = "test-signing-key-0123456789abcdef-0123456789"
+	testOrigin = "https://www.example.test"
+	// testProxy is the RemoteAddr of httptest requests; trusting it lets a test
+	// pick the client IP with X-Forwarded-For.
+	testProxy = "192.0.2.1"
+)
+
+// cheapHash keeps argon2id fast in tests; production cost is config's business.
+var cheapHash = argon2id.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+
+// clock is a settable test clock.
+type clock struct{ ns atomic.Int64 }
+
+func newClock() *clock               { c := &clock{}; c.ns.Store(time.Now().UnixNano()); return c }
+func (c *clock) Now() time.Time      { return time.Unix(0, c.ns.Load()) }
+func (c *clock) Add(d time.Duration) { c.ns.Add(int64(d)) }
+
+// env is one api-rest HTTP handler over a fresh real store.
+type env struct {
+	t      *testing.T
+	h      http.Handler
+	st     store.Store
+	tokens *auth.Authority
+	clock  *clock
+	reg    *prometheus.Registry
+}
+
+// newEnv builds the handler; tweak adjusts the options before api.New.
+func newEnv(t *testing.T, b storetest.Backend, tweak ...func(*api.Options)) *env {
+	t.Helper()
+	e := &env{t: t, clock: newClock(), reg: prometheus.NewRegistry()}
+	e.st = b.Open(t, store.Options{})
+	var err error
+	e.tokens, err = auth.New(auth.Options{Issuer: "mop", Audience: "mop", Signing: testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts, err := account.New(account.Options{Store: e.st, Tokens: e.tokens, Hash: cheapHash, SessionTTL: 24 * time.Hour, CacheTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := api.Options{
+		Accounts: accounts, Chat: chat.New(e.st), Log: logging.Discard(), Registry: e.reg,
+		Checks:         map[string]api.Check{"store": e.st.Ping},
+		AllowedOrigins: []string{testOrigin}, TrustedProxies: []string{testProxy},
+		Version: version.Get("api-rest"), Now: e.clock.Now,
+	}
+	for _, f := range tweak {
+		f(&opts)
+	}
+	e.h, err = api.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// req is one request; Body is sent verbatim when it is a string or []byte,
+// else JSON-encoded.
+type req struct {
+	Method, Path, Token string
+	Body                any
+	Header              map[string]string
+}
+
+func (e *env) do(r req) *httptest.ResponseRecorder {
+	e.t.Helper()
+	var body io.Reader
+	switch b := r.Body.(type) {
+	case nil:
+	case string:
+		body = strings.NewReader(b)
+	case []byte:
+		body = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		body = bytes.NewReader(raw)
+	}
+	hr := httptest.NewRequest(r.Method, r.Path, body)
+	if body != nil {
+		hr.Header.Set("Content-Type", "application/json")
+	}
+	if r.Token != "" {
+		hr.Header.Set("Authorization", "Bearer "+r.Token)
+	}
+	for k, v := range r.Header {
+		if v == "" {
+			hr.Header.Del(k)
+		} else {
+			hr.Header.Set(k, v)
+		}
+	}
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, hr)
+	return rec
+}
+
+// expect checks the status and decodes the body into out (when not nil).
+func expect(t *testing.T, rec *httptest.ResponseRecorder, status int, out any) {
+	t.Helper()
+	if rec.Code != status {
+		t.Fatalf("status %d, want %d: %s", rec.Code, status, rec.Body.String())
+	}
+	if out != nil {
+		if err := json.Unmarshal(rec.Body.Bytes(), out); err != nil {
+			t.Fatalf("decode %s: %v", rec.Body.String(), err)
+		}
+	}
+}
+
+// expectError checks an error answer: status, code and the error shape.
+func expectError(t *testing.T, rec *httptest.ResponseRecorder, status int, code string) api.Body {
+	t.Helper()
+	var b api.Body
+	expect(t, rec, status, &b)
+	if b.Error.Code != code || b.Error.Message == "" || b.Error.Details == nil {
+		t.Fatalf("error %+v, want code %q with message and details: %s", b.Error, code, rec.Body.String())
+	}
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	return b
+}
+
+// user is a registered test user.
+type user struct {
+	event.User
+	Access, Refresh string
+}
+
+func (e *env) register(name string) user {
+	e.t.Helper()
+	var res account.Result
+	expect(e.t, e.do(req{Method: "POST", Path: "/api/v1/auth/register",
+		Body: map[string]string{"username": name, "password": "password-" + name}}), http.StatusCreated, &res)
+	return user{User: res.User, Access: res.AccessToken, Refresh: res.RefreshToken}
+}
+
+func (e *env) conversation(u user, typ string, members ...string) event.Conversation {
+	e.t.Helper()
+	var c event.Conversation
+	body := map[string]any{"type": typ, "member_ids": members}
+	if typ == event.ConversationGroup {
+		body["title"] = "group"
+	}
+	rec := e.do(req{Method: "POST", Path: "/api/v1/conversations", Token: u.Access, Body: body})
+	if rec.Code != http.StatusCreated && rec.Code != http.StatusOK {
+		e.t.Fatalf("create conversation: %d %s", rec.Code, rec.Body.String())
+	}
+	expect(e.t, rec, rec.Code, &c)
+	return c
+}
+
+func (e *env) send(u user, conversationID, body string) event.Message {
+	e.t.Helper()
+	var m event.Message
+	expect(e.t, e.do(req{Method: "POST", Path: "/api/v1/conversations/" + conversationID + "/messages", Token: u.Access,
+		Body: map[string]string{"body": body}}), http.StatusCreated, &m)
+	return m
+}
+
+// Tokens that must be refused.
+
+func (e *env) expiredToken(u user) string {
+	e.t.Helper()
+	old, err := auth.New(auth.Options{Issuer: "mop", Audience: "mop", Signing: testKey,
+		Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	tok, _, err := old.Issue(u.ID, "some-session")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok
+}
+
+func (e *env) forgedToken(u user) string {
+	e.t.Helper()
+	other, err := auth.New(auth.Options{Issuer: "mop", Audience: "mop", Signing: strings.Repeat("x", 40)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	tok, _, err := other.Issue(u.ID, "some-session")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok
+}
+
+func algNoneToken(u user) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	header := enc([]byte(`{"alg":"none","typ":"JWT"}`))
+	now := time.Now().Unix()
+	claims, _ := json.Marshal(map[string]any{"iss": "mop", "aud": "mop", "sub": u.ID, "sid": "s", "jti": "j",
+		"iat": now, "exp": now + 600})
+	return header + "." + enc(claims) + "."
+}
