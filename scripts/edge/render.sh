@@ -29,6 +29,7 @@
 #   --user NAME               www-data / root when run as root, else none
 #   --hsts-max-age SECONDS    31536000 / 300
 #   --ws-read-timeout DUR     3600s
+#   --sites LIST              api,ws-api,www,app (render only these hosts, e.g. after moving one)
 #   --check                   run `nginx -t` on the result (restores the previous render on failure)
 #   --no-placeholder-certs    do not create placeholder certificates
 set -euo pipefail
@@ -43,7 +44,7 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit "
 mode="" prefix="" conf_dir="" log_dir="" pid_file="" acme_root="" certs_dir="" web_root=""
 www_root="" app_root="" domain="chat5202ol.xyz" http_port="" https_port="" listen_addr=""
 ipv6="" api_up="" ws_up="" user="__default__" hsts_max_age="" ws_read_timeout="3600s"
-check=0 placeholders=1
+check=0 placeholders=1 sites="api,ws-api,www,app"
 while (($#)); do
 	case "$1" in
 	--mode) mode="$2"; shift ;;
@@ -66,6 +67,7 @@ while (($#)); do
 	--user) user="$2"; shift ;;
 	--hsts-max-age) hsts_max_age="$2"; shift ;;
 	--ws-read-timeout) ws_read_timeout="$2"; shift ;;
+	--sites) sites="$2"; shift ;;
 	--check) check=1 ;;
 	--no-placeholder-certs) placeholders=0 ;;
 	-h | --help) usage 0 ;;
@@ -125,7 +127,12 @@ log_dir="$(abspath "$log_dir")"
 acme_root="$(abspath "$acme_root")"
 
 host_api="api.$domain" host_ws="ws-api.$domain" host_www="www.$domain" host_app="app.$domain"
-hosts=("$host_api" "$host_ws" "$host_www" "$host_app")
+hosts=()
+has_site() { [[ ",$sites," == *",$1,"* ]]; }
+for s in ${sites//,/ }; do
+	case "$s" in api | ws-api | www | app) hosts+=("$s.$domain") ;; *) die "unknown site '$s' in --sites" ;; esac
+done
+((${#hosts[@]})) || die "--sites is empty"
 
 # listen lines
 listen_lines() { # port, extra flags
@@ -186,6 +193,7 @@ export MOP_MAIN_USER="" MOP_WORKER_PROCESSES="auto" MOP_ERROR_LOG_LEVEL="warn"
 [ "$mode" = prod ] || MOP_WORKER_PROCESSES=1
 export MOP_TEMP_PATHS="$temp_paths"
 export MOP_HOST_API="$host_api" MOP_HOST_WS="$host_ws" MOP_HOST_WWW="$host_www" MOP_HOST_APP="$host_app"
+export MOP_HTTP_HOSTS="${hosts[*]}"
 export MOP_HTTP_PORT="$http_port" MOP_HTTPS_SUFFIX="$https_suffix" MOP_HSTS="$hsts"
 MOP_LISTEN_HTTP="$(listen_lines "$http_port" "")"
 MOP_LISTEN_HTTP_DEFAULT="$(listen_lines "$http_port" " default_server")"
@@ -196,11 +204,13 @@ MOP_WS_SERVERS="$(server_lines "$ws_up")"
 export MOP_LISTEN_HTTP MOP_LISTEN_HTTP_DEFAULT MOP_LISTEN_HTTPS MOP_LISTEN_HTTPS_DEFAULT MOP_API_SERVERS MOP_WS_SERVERS
 export MOP_API_BODY_LIMIT="1m" MOP_WS_BODY_LIMIT="1m" MOP_WS_READ_TIMEOUT="$ws_read_timeout"
 export MOP_WEB_HOST="" MOP_WEB_ROOT="" MOP_WEB_CSP=""
+export MOP_API_ORIGIN="https://$host_api$https_suffix" MOP_WS_ORIGIN="https://$host_ws$https_suffix"
 vars='$MOP_MODE $MOP_CONF_DIR $MOP_LOG_DIR $MOP_PID_FILE $MOP_ACME_ROOT $MOP_CERTS_DIR $MOP_MIME_TYPES
 $MOP_MAIN_USER $MOP_WORKER_PROCESSES $MOP_ERROR_LOG_LEVEL $MOP_TEMP_PATHS $MOP_HOST_API $MOP_HOST_WS
 $MOP_HOST_WWW $MOP_HOST_APP $MOP_HTTP_PORT $MOP_HTTPS_SUFFIX $MOP_HSTS $MOP_LISTEN_HTTP
 $MOP_LISTEN_HTTP_DEFAULT $MOP_LISTEN_HTTPS $MOP_LISTEN_HTTPS_DEFAULT $MOP_API_SERVERS $MOP_WS_SERVERS
-$MOP_API_BODY_LIMIT $MOP_WS_BODY_LIMIT $MOP_WS_READ_TIMEOUT $MOP_WEB_HOST $MOP_WEB_ROOT $MOP_WEB_CSP'
+$MOP_API_BODY_LIMIT $MOP_WS_BODY_LIMIT $MOP_WS_READ_TIMEOUT $MOP_WEB_HOST $MOP_WEB_ROOT $MOP_WEB_CSP
+$MOP_API_ORIGIN $MOP_WS_ORIGIN $MOP_HTTP_HOSTS'
 vars="${vars//$'\n'/ }"
 render() { # template (relative to nginx/), output
 	envsubst "$vars" <"$tmpl/$1" >"$2"
@@ -213,11 +223,14 @@ for f in "$tmpl"/snippets/*.conf.tmpl; do
 	b="$(basename "$f" .tmpl)"
 	render "snippets/$b.tmpl" "$stage/snippets/$b"
 done
-for f in 00-default 10-http 20-api 30-ws-api; do render "sites/$f.conf.tmpl" "$stage/sites/$f.conf"; done
-api_origin="https://$host_api$https_suffix"
+for f in 00-default 10-http; do render "sites/$f.conf.tmpl" "$stage/sites/$f.conf"; done
+if has_site api; then render sites/20-api.conf.tmpl "$stage/sites/20-api.conf"; fi
+if has_site ws-api; then render sites/30-ws-api.conf.tmpl "$stage/sites/30-ws-api.conf"; fi
+api_origin="$MOP_API_ORIGIN"
 ws_origin="$host_ws$https_suffix"
 for pair in "41-www:$host_www:$www_root" "42-app:$host_app:$app_root"; do
 	IFS=: read -r name MOP_WEB_HOST MOP_WEB_ROOT <<<"$pair"
+	has_site "${MOP_WEB_HOST%%.*}" || continue
 	MOP_WEB_CSP="default-src 'self'; connect-src 'self' $api_origin https://$ws_origin wss://$ws_origin; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self'"
 	export MOP_WEB_HOST MOP_WEB_ROOT MOP_WEB_CSP
 	render sites/40-web.conf.tmpl "$stage/sites/$name.conf"
@@ -232,7 +245,7 @@ rm -rf "$conf_dir.prev"
 if [ -e "$conf_dir" ]; then mv "$conf_dir" "$conf_dir.prev"; fi
 mv "$stage" "$conf_dir"
 trap - EXIT
-echo "render: mode=$mode conf=$conf_dir/nginx.conf include=$conf_dir/mop.conf https=$https_port http=$http_port api=[$api_up] ws=[$ws_up]"
+echo "render: mode=$mode sites=$sites conf=$conf_dir/nginx.conf include=$conf_dir/mop.conf https=$https_port http=$http_port api=[$api_up] ws=[$ws_up]"
 
 if ((check)); then
 	if ! out="$(nginx -t -q -p "$conf_dir" -c "$conf_dir/nginx.conf" -e "$log_dir/error.log" 2>&1)"; then

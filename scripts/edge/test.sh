@@ -152,6 +152,15 @@ for want in "listen 443 ssl http2;" "listen [::]:443 ssl http2;" "listen 80;" "s
 	"max-age=31536000; includeSubDomains"; do
 	check "production render contains '$want'" grep -qF -- "$want" <<<"$pc"
 done
+if out="$("$here/render.sh" --mode prod --sites www --conf-dir "$prod/conf-www" --log-dir "$prod/logs" \
+	--acme-root "$prod/acme" --certs-dir "$CERTS" --check 2>&1)" &&
+	[ "$(ls "$prod/conf-www/sites")" = "$(printf '00-default.conf\n10-http.conf\n41-www.conf')" ] &&
+	grep -q "server_name $H_WWW;" "$prod/conf-www/sites/10-http.conf"; then
+	ok "single-host render (--sites www, for moving a host) passes nginx -t"
+else
+	echo "$out"
+	bad "single-host render (--sites www, for moving a host) passes nginx -t"
+fi
 # the http-context include must also load inside Debian's own nginx.conf (production layout)
 if [ -f /etc/nginx/nginx.conf ]; then
 	sed -e "s#include /etc/nginx/conf.d/\*.conf;#include $prod/conf/mop.conf;#" -e '/sites-enabled/d' \
@@ -225,9 +234,11 @@ code="$(head -c 2000000 /dev/zero | kurl "$H_API" -o "$T/413.json" -w '%{http_co
 check "body over the limit gets 413 in the API error shape" bash -c "[ '$code' = 413 ] && grep -q payload_too_large '$T/413.json'"
 check "/metrics is not exposed on the api host" test "$(kurl "$H_API" -o /dev/null -w '%{http_code}' "$(https_url "$H_API" /metrics)")" = 404
 web_body="$(kurl "$H_WWW" -D "$hdr" "$(https_url "$H_WWW" /)")"
-check "web host serves the web root (placeholder until built)" grep -q '<h1>mop</h1>' <<<"$web_body"
+check "web host serves the web client's index.html (or the placeholder until built)" grep -q '<title>mop</title>' <<<"$web_body"
 check "web host sends a CSP naming the api and ws-api origins" grep -qi "^content-security-policy:.*wss://$H_WS:$P_HTTPS" "$hdr"
-check "web host SPA fallback to index.html" grep -q '<h1>mop</h1>' <<<"$(kurl "$H_APP" "$(https_url "$H_APP" /chat/123)")"
+check "web host SPA fallback to index.html" grep -q '<title>mop</title>' <<<"$(kurl "$H_APP" "$(https_url "$H_APP" /chat/123)")"
+check "web host answers /config.js with this edge's API origins" grep -qF \
+	"apiBase: \"https://$H_API:$P_HTTPS\", wsBase: \"https://$H_WS:$P_HTTPS\"" <<<"$(kurl "$H_APP" "$(https_url "$H_APP" /config.js)")"
 
 # ws-api host: upgrade headers, route cookie, stickiness per key
 body="$(kurl "$H_WS" --http1.1 -D "$hdr" -H 'Upgrade: websocket' -H 'Connection: Upgrade' "$(https_url "$H_WS" '/socket.io/?EIO=4&transport=polling')")"
