@@ -1,3 +1,246 @@
+// Command api-ws is the realtime tier of mop: a Socket.IO server (Engine.IO
+// v4 and v3) that authenticates sockets with the shared JWT, fans out the
+// events api-rest publishes on NATS, forwards client actions to api-rest over
+// NATS request/reply, and tracks presence across instances. See
+// docs/decisions/api-ws-*.md and DESIGN "Realtime".
 package main
 
-func main() {}
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sirupsen/logrus"
+
+	"github.com/chat5202ol/mop/pkg/auth"
+	"github.com/chat5202ol/mop/pkg/bus"
+	"github.com/chat5202ol/mop/pkg/config"
+	"github.com/chat5202ol/mop/pkg/event"
+	"github.com/chat5202ol/mop/pkg/logging"
+	"github.com/chat5202ol/mop/pkg/version"
+	wsconfig "github.com/chat5202ol/mop/services/api-ws/internal/config"
+	"github.com/chat5202ol/mop/services/api-ws/internal/ephemeral"
+	"github.com/chat5202ol/mop/services/api-ws/internal/fanout"
+	"github.com/chat5202ol/mop/services/api-ws/internal/hub"
+	"github.com/chat5202ol/mop/services/api-ws/internal/membership"
+	"github.com/chat5202ol/mop/services/api-ws/internal/metrics"
+	"github.com/chat5202ol/mop/services/api-ws/internal/presence"
+	"github.com/chat5202ol/mop/services/api-ws/internal/realtime"
+	"github.com/chat5202ol/mop/services/api-ws/internal/revocation"
+	"github.com/chat5202ol/mop/services/api-ws/internal/rpc"
+	"github.com/chat5202ol/mop/services/api-ws/internal/server"
+)
+
+const service = "api-ws"
+
+// cacheEntries bounds the member-list and contact caches.
+const cacheEntries = 10000
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "api-ws:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 1 && (args[1] == "--version" || args[1] == "-version") {
+		fmt.Fprintln(stdout, version.Get(service).String())
+		return nil
+	}
+	cfg, err := wsconfig.Load(getenv)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	log, err := logging.New(stdout, service, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	log.WithField("config", config.Masked(cfg)).WithField("version", version.Get(service)).Info("starting")
+	if cfg.IsDevKey() {
+		log.Warn("JWT_SIGNING_KEY unset: using the public development key")
+	}
+	authority, err := auth.New(cfg.AuthOptions())
+	if err != nil {
+		return fmt.Errorf("jwt: %w", err)
+	}
+	m := metrics.New(service)
+	subj := cfg.Subjects()
+
+	nc, err := bus.Connect(cfg.NATSURL, service+" "+cfg.InstanceID, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	stream, revokedKV, presenceKV, err := setup(ctx, js, subj, cfg.NATSReplicas, log)
+	if err != nil {
+		return err
+	}
+
+	// Background work lives until the drain is over; ctx ends first.
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+
+	calls := rpc.New(nc, subj, cfg.RPCTimeout, m)
+	members := membership.New(calls, cfg.MembersCacheTTL, cacheEntries)
+	contacts := membership.NewContacts(calls, cfg.MembersCacheTTL, cacheEntries)
+	publisher := ephemeral.New(nc, subj)
+	h := hub.New(hub.Options{
+		SoftLimit: cfg.OutputSoftLimit, HardLimit: cfg.OutputHardLimit,
+		EventRate: cfg.EventRate, EventBurst: cfg.EventBurst, KickGrace: cfg.KickGrace,
+	}, log, m, nil)
+	tracker := presence.New(presenceKV, presence.Options{
+		Instance: cfg.InstanceID, TTL: cfg.PresenceTTL, Heartbeat: cfg.PresenceHeartbeat, Grace: cfg.OfflineGrace,
+	}, contacts, publisher, log, m)
+	h.SetObserver(tracker)
+	revoked := revocation.New(event.RevokedSessionsTTL)
+	if err := revoked.Watch(bg, revokedKV, log, func(userID, sessionID string, data json.RawMessage) {
+		h.KickSession(userID, sessionID, data)
+	}); err != nil {
+		return fmt.Errorf("watch %s: %w", subj.RevokedSessionsBucket(), err)
+	}
+	if err := tracker.Start(bg); err != nil {
+		return err
+	}
+	fan := fanout.New(h, revoked, func(conversationID string, userIDs []string) {
+		members.Invalidate(conversationID)
+		contacts.Forget(userIDs...)
+	}, m, log)
+	if err := fan.Start(bg, nc, js, subj); err != nil {
+		return err
+	}
+	go h.RunSweeper(bg, cfg.SweepInterval)
+
+	io := realtime.New(bg, realtime.Options{
+		PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout, ConnectTimeout: cfg.ConnectTimeout,
+		MaxPayload: cfg.MaxPayload, AllowedOrigins: cfg.AllowedOrigins, RefuseGrace: cfg.RefuseGrace,
+		RPCTimeout: cfg.RPCTimeout,
+	}, realtime.Deps{
+		Auth: authority, Hub: h, RPC: calls, Members: members, Contacts: contacts, Revoked: revoked,
+		Presence: tracker, Publisher: publisher, Metrics: m, Log: log,
+	})
+	router := server.Router(server.Options{
+		Service: service, SocketIO: io.Handler(), Registry: m.Registry, Draining: io.Draining,
+		Checks: map[string]server.Check{
+			"nats": func(ctx context.Context) error { return bus.Ready(ctx, nc, js, subj) },
+			"kv": func(ctx context.Context) error {
+				if _, err := revokedKV.Status(ctx); err != nil {
+					return err
+				}
+				_, err := presenceKV.Status(ctx)
+				return err
+			},
+			"revocations": func(context.Context) error {
+				if !revoked.Synced() {
+					return errors.New("revoked sessions not loaded yet")
+				}
+				return nil
+			},
+		},
+	})
+	_ = stream
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+	}
+	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 2)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.WithField("addr", ln.Addr().String()).Info("listening")
+	if cfg.PprofAddr != "" {
+		psrv := &http.Server{Addr: cfg.PprofAddr, Handler: server.Pprof(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { serveErr <- psrv.ListenAndServe() }()
+		defer psrv.Close()
+		log.WithField("addr", cfg.PprofAddr).Info("pprof listening")
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: draining sockets")
+	case err := <-serveErr:
+		runErr = fmt.Errorf("http server: %w", err)
+		log.WithError(err).Error("server failed; shutting down")
+	}
+	shutdown(cfg, log, io, h, fan, tracker, srv, nc, stopBG)
+	return runErr
+}
+
+// setup creates the stream and buckets, retrying while NATS is unreachable.
+func setup(ctx context.Context, js jetstream.JetStream, subj event.Subjects, replicas int, log *logrus.Entry) (jetstream.Stream, jetstream.KeyValue, jetstream.KeyValue, error) {
+	for attempt := 0; ; attempt++ {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		stream, revokedKV, err := bus.Setup(sctx, js, subj, replicas)
+		var presenceKV jetstream.KeyValue
+		if err == nil {
+			presenceKV, err = js.CreateOrUpdateKeyValue(sctx, presence.BucketConfig(subj, replicas))
+			if err != nil {
+				err = fmt.Errorf("create bucket %s: %w", subj.PresenceBucket(), err)
+			}
+		}
+		cancel()
+		if err == nil {
+			return stream, revokedKV, presenceKV, nil
+		}
+		if attempt == 0 || attempt%10 == 0 {
+			log.WithError(err).Warn("nats setup failed; retrying")
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, nil, fmt.Errorf("nats setup: %w", err)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// shutdown drains within SHUTDOWN_TIMEOUT: refuse new sessions (readyz 503),
+// close the sockets gradually over DRAIN_TIMEOUT so clients reconnect to
+// other instances, stop consuming, publish this instance's users offline,
+// then stop HTTP and NATS.
+func shutdown(cfg *wsconfig.Config, log *logrus.Entry, io *realtime.Server, h *hub.Hub, fan *fanout.Fanout,
+	tracker *presence.Tracker, srv *http.Server, nc *nats.Conn, stopBG context.CancelFunc) {
+	deadline := time.Now().Add(cfg.ShutdownTimeout)
+	io.SetDraining()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { h.Drain(stop, cfg.DrainTimeout); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(cfg.DrainTimeout + time.Second):
+		close(stop)
+	}
+	fan.Stop()
+	stopBG()
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	tracker.Stop(ctx)
+	io.Close()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.WithError(err).Warn("http shutdown timed out; closing")
+		_ = srv.Close()
+	}
+	if err := bus.Drain(nc, max(time.Until(deadline), time.Second)); err != nil {
+		log.WithError(err).Warn("nats drain")
+	}
+	log.Info("stopped")
+}

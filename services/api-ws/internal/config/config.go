@@ -1,0 +1,161 @@
+// Package config holds the settings of api-ws: the shared ones (config.Shared)
+// plus what only the realtime tier needs (Engine.IO timers, payload and output
+// limits, drain, presence and rate-limit tuning). Load reads the environment;
+// Validate reports every problem at once so an operator fixes them in one go.
+package config
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/chat5202ol/mop/pkg/config"
+)
+
+// DefaultHTTPAddr is where api-ws listens when HTTP_ADDR is unset.
+const DefaultHTTPAddr = "127.0.0.1:8081"
+
+// Config is the api-ws configuration.
+type Config struct {
+	config.Shared
+
+	// InstanceID names this process in the presence bucket; two live
+	// instances must never share it. Default: hostname plus random suffix.
+	InstanceID string `env:"INSTANCE_ID"`
+
+	PingInterval   time.Duration `env:"WS_PING_INTERVAL" envDefault:"25s"`
+	PingTimeout    time.Duration `env:"WS_PING_TIMEOUT" envDefault:"60s"`
+	MaxPayload     int64         `env:"WS_MAX_PAYLOAD" envDefault:"1000000"`
+	ConnectTimeout time.Duration `env:"WS_CONNECT_TIMEOUT" envDefault:"10s"`
+
+	// Pending output per connection, in bytes written to the library's queues
+	// but not yet to the network. Over the soft limit ephemeral events
+	// (typing, presence) are dropped for that socket; over the hard limit the
+	// socket is disconnected as a slow consumer.
+	OutputSoftLimit int64 `env:"WS_OUTPUT_SOFT_LIMIT" envDefault:"65536"`
+	OutputHardLimit int64 `env:"WS_OUTPUT_HARD_LIMIT" envDefault:"262144"`
+
+	// Client event rate limit per socket (token bucket).
+	EventRate  float64 `env:"WS_EVENT_RATE" envDefault:"20"`
+	EventBurst int     `env:"WS_EVENT_BURST" envDefault:"40"`
+
+	// KickGrace is how long a kicked client gets to close by itself after its
+	// final event and DISCONNECT packet before the server closes the transport.
+	KickGrace time.Duration `env:"WS_KICK_GRACE" envDefault:"2s"`
+	// RefuseGrace is how long a refused Engine.IO v3 (socket.io-client 2.x)
+	// connection is kept so its error packet is delivered before closing.
+	RefuseGrace time.Duration `env:"WS_REFUSE_GRACE" envDefault:"500ms"`
+	// SweepInterval is how often sockets whose disconnect never fired are
+	// reconciled.
+	SweepInterval time.Duration `env:"WS_SWEEP_INTERVAL" envDefault:"30s"`
+	// DrainTimeout bounds the graceful drain on SIGTERM: sockets are closed
+	// gradually over this period so clients reconnect elsewhere.
+	DrainTimeout time.Duration `env:"DRAIN_TIMEOUT" envDefault:"10s"`
+
+	RPCTimeout      time.Duration `env:"RPC_TIMEOUT" envDefault:"5s"`
+	MembersCacheTTL time.Duration `env:"MEMBERS_CACHE_TTL" envDefault:"30s"`
+	// OfflineGrace delays the offline transition so a reload or a reconnect
+	// to another instance does not flap the user's presence.
+	OfflineGrace time.Duration `env:"PRESENCE_OFFLINE_GRACE" envDefault:"3s"`
+	// PresenceTTL is how long an instance's users stay online after its last
+	// heartbeat (a crash); heartbeats come every PresenceHeartbeat.
+	PresenceTTL       time.Duration `env:"PRESENCE_TTL" envDefault:"45s"`
+	PresenceHeartbeat time.Duration `env:"PRESENCE_HEARTBEAT" envDefault:"15s"`
+}
+
+// Load reads the configuration from getenv and fills defaults that depend on
+// the host (HTTP address, instance id).
+func Load(getenv func(string) string) (*Config, error) {
+	var c Config
+	if err := config.Load(&c, getenv); err != nil {
+		return nil, err
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = DefaultHTTPAddr
+	}
+	if c.InstanceID == "" {
+		c.InstanceID = defaultInstanceID()
+	}
+	return &c, nil
+}
+
+func defaultInstanceID() string {
+	host, _ := os.Hostname()
+	host = sanitizeToken(host)
+	if len(host) > 40 {
+		host = host[:40]
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	if host == "" {
+		host = "ws"
+	}
+	return host + "-" + hex.EncodeToString(b)
+}
+
+// sanitizeToken keeps what a NATS subject token (and KV key part) allows.
+func sanitizeToken(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if validTokenRune(r) {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	return b.String()
+}
+
+func validTokenRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_'
+}
+
+// Validate reports every problem of the configuration together.
+func (c *Config) Validate() error {
+	var errs []error
+	if err := c.Shared.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.InstanceID == "" || len(c.InstanceID) > 64 || sanitizeToken(c.InstanceID) != c.InstanceID {
+		errs = append(errs, fmt.Errorf("INSTANCE_ID=%q: want 1..64 of [A-Za-z0-9_-]", c.InstanceID))
+	}
+	positive := []struct {
+		name string
+		d    time.Duration
+	}{
+		{"WS_PING_INTERVAL", c.PingInterval}, {"WS_PING_TIMEOUT", c.PingTimeout},
+		{"WS_CONNECT_TIMEOUT", c.ConnectTimeout}, {"WS_KICK_GRACE", c.KickGrace},
+		{"WS_REFUSE_GRACE", c.RefuseGrace}, {"WS_SWEEP_INTERVAL", c.SweepInterval},
+		{"DRAIN_TIMEOUT", c.DrainTimeout}, {"RPC_TIMEOUT", c.RPCTimeout},
+		{"MEMBERS_CACHE_TTL", c.MembersCacheTTL}, {"PRESENCE_HEARTBEAT", c.PresenceHeartbeat},
+	}
+	for _, p := range positive {
+		if p.d <= 0 {
+			errs = append(errs, fmt.Errorf("%s=%s: must be positive", p.name, p.d))
+		}
+	}
+	if c.OfflineGrace < 0 {
+		errs = append(errs, fmt.Errorf("PRESENCE_OFFLINE_GRACE=%s: must not be negative", c.OfflineGrace))
+	}
+	if c.PresenceTTL < 2*c.PresenceHeartbeat {
+		errs = append(errs, fmt.Errorf("PRESENCE_TTL=%s: want at least twice PRESENCE_HEARTBEAT=%s", c.PresenceTTL, c.PresenceHeartbeat))
+	}
+	if c.MaxPayload < 1024 || c.MaxPayload > 100<<20 {
+		errs = append(errs, fmt.Errorf("WS_MAX_PAYLOAD=%d: want 1024..104857600 bytes", c.MaxPayload))
+	}
+	if c.OutputSoftLimit <= 0 || c.OutputHardLimit <= c.OutputSoftLimit {
+		errs = append(errs, fmt.Errorf("WS_OUTPUT_SOFT_LIMIT=%d, WS_OUTPUT_HARD_LIMIT=%d: want 0 < soft < hard",
+			c.OutputSoftLimit, c.OutputHardLimit))
+	}
+	if c.EventRate <= 0 || c.EventBurst < 1 {
+		errs = append(errs, fmt.Errorf("WS_EVENT_RATE=%g, WS_EVENT_BURST=%d: want a positive rate and burst", c.EventRate, c.EventBurst))
+	}
+	if c.ShutdownTimeout > 0 && c.DrainTimeout >= c.ShutdownTimeout {
+		errs = append(errs, fmt.Errorf("DRAIN_TIMEOUT=%s must be shorter than SHUTDOWN_TIMEOUT=%s", c.DrainTimeout, c.ShutdownTimeout))
+	}
+	return errors.Join(errs...)
+}

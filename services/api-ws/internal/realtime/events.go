@@ -1,0 +1,288 @@
+package realtime
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"unicode/utf8"
+
+	"github.com/sirupsen/logrus"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+
+	pkgauth "github.com/chat5202ol/mop/pkg/auth"
+	"github.com/chat5202ol/mop/pkg/event"
+	"github.com/chat5202ol/mop/pkg/logging"
+	"github.com/chat5202ol/mop/services/api-ws/internal/hub"
+)
+
+// handlerFunc answers one client event; the map it returns is the ok answer
+// (without "ok"), an error becomes the error answer.
+type handlerFunc func(ctx context.Context, c *hub.Conn, payload json.RawMessage) (map[string]any, error)
+
+// maxIDBytes bounds ids a client sends (ULIDs are 26 bytes).
+const maxIDBytes = 64
+
+// onEvent dispatches a client event. It runs on the socket's own task queue,
+// so events of one socket are handled in order (two message.send in a row
+// keep their order) and a slow RPC delays only that socket.
+func (s *Server) onEvent(c *hub.Conn, args []any) {
+	if len(args) == 0 {
+		return
+	}
+	name, _ := args[0].(string)
+	var ack socket.Ack
+	if a, ok := args[len(args)-1].(socket.Ack); ok {
+		ack = a
+		args = args[:len(args)-1]
+	}
+	answer := func(body map[string]any) {
+		if ack != nil {
+			ack([]any{body}, nil)
+		}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			s.d.Log.WithFields(logrus.Fields{logging.FieldUserID: c.UserID, logging.FieldConnID: c.ID, "event": name}).
+				Errorf("client event handler panicked: %v", r)
+			answer(errorAnswer(fmt.Errorf("panic: %v", r)))
+		}
+	}()
+
+	h, known := s.handlers[name]
+	if !known {
+		s.d.Metrics.EventsIn.WithLabelValues("unknown").Inc()
+		answer(errorAnswer(fail(CodeUnknownEvent, "unknown event")))
+		return
+	}
+	s.d.Metrics.EventsIn.WithLabelValues(name).Inc()
+	if !c.Allow() {
+		answer(errorAnswer(fail(event.CodeRateLimited, "too many events, slow down")))
+		return
+	}
+	var payload json.RawMessage
+	if len(args) > 1 {
+		b, err := json.Marshal(args[1])
+		if err != nil {
+			answer(errorAnswer(fail(event.CodeInvalidInput, "payload is not JSON")))
+			return
+		}
+		payload = b
+	}
+	ctx, cancel := context.WithTimeout(s.base, s.opts.RPCTimeout)
+	defer cancel()
+	res, err := h(ctx, c, payload)
+	if err != nil {
+		answer(errorAnswer(err))
+		return
+	}
+	if res == nil {
+		res = map[string]any{}
+	}
+	res["ok"] = true
+	answer(res)
+}
+
+// decode reads an object payload into v strictly by type; unknown fields
+// are ignored like everywhere else in the contract.
+func decode(payload json.RawMessage, v any) error {
+	p := bytes.TrimSpace(payload)
+	if len(p) == 0 || p[0] != '{' {
+		return fail(event.CodeInvalidInput, "payload must be an object")
+	}
+	if err := json.Unmarshal(p, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return invalidField(te.Field, "must be a "+jsonKind(te.Type.Kind().String()))
+		}
+		return fail(event.CodeInvalidInput, "payload does not decode")
+	}
+	return nil
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "string"
+	case "int", "int64", "float64":
+		return "number"
+	case "slice":
+		return "list"
+	default:
+		return goKind
+	}
+}
+
+func requireID(field, v string) error {
+	switch {
+	case v == "":
+		return invalidField(field, "is required")
+	case len(v) > maxIDBytes:
+		return invalidField(field, "is too long")
+	}
+	return nil
+}
+
+type sendPayload struct {
+	ConversationID string `json:"conversation_id"`
+	Body           string `json:"body"`
+	ClientMsgID    string `json:"client_msg_id"`
+}
+
+func (s *Server) messageSend(ctx context.Context, c *hub.Conn, payload json.RawMessage) (map[string]any, error) {
+	var p sendPayload
+	if err := decode(payload, &p); err != nil {
+		return nil, err
+	}
+	if err := requireID("conversation_id", p.ConversationID); err != nil {
+		return nil, err
+	}
+	switch {
+	case len(p.Body) > event.MaxMessageBodyBytes:
+		return nil, fail(event.CodePayloadTooLarge, fmt.Sprintf("body is longer than %d bytes", event.MaxMessageBodyBytes))
+	case !utf8.ValidString(p.Body):
+		return nil, invalidField("body", "must be UTF-8")
+	case len(p.ClientMsgID) > event.MaxClientMsgIDBytes:
+		return nil, invalidField("client_msg_id", fmt.Sprintf("is longer than %d bytes", event.MaxClientMsgIDBytes))
+	}
+	// Emptiness, whitespace and membership are api-rest's rules (same as REST).
+	msg, err := s.d.RPC.SendMessage(ctx, event.SendMessageRequest{
+		UserID: c.UserID, SessionID: c.SessionID(), ConversationID: p.ConversationID,
+		Body: p.Body, ClientMsgID: p.ClientMsgID,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"message": msg}, nil
+}
+
+type readPayload struct {
+	ConversationID string `json:"conversation_id"`
+	Seq            *int64 `json:"seq"`
+}
+
+func (s *Server) read(ctx context.Context, c *hub.Conn, payload json.RawMessage) (map[string]any, error) {
+	var p readPayload
+	if err := decode(payload, &p); err != nil {
+		return nil, err
+	}
+	if err := requireID("conversation_id", p.ConversationID); err != nil {
+		return nil, err
+	}
+	if p.Seq == nil || *p.Seq < 0 {
+		return nil, invalidField("seq", "must be a number >= 0")
+	}
+	marker, err := s.d.RPC.MarkRead(ctx, event.MarkReadRequest{UserID: c.UserID, ConversationID: p.ConversationID, Seq: *p.Seq})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"read": marker}, nil
+}
+
+type typingPayload struct {
+	ConversationID string `json:"conversation_id"`
+	State          string `json:"state"`
+}
+
+func (s *Server) typing(ctx context.Context, c *hub.Conn, payload json.RawMessage) (map[string]any, error) {
+	var p typingPayload
+	if err := decode(payload, &p); err != nil {
+		return nil, err
+	}
+	if err := requireID("conversation_id", p.ConversationID); err != nil {
+		return nil, err
+	}
+	if p.State != event.TypingStart && p.State != event.TypingStop {
+		return nil, invalidField("state", `must be "start" or "stop"`)
+	}
+	members, err := s.d.Members.Members(ctx, c.UserID, p.ConversationID)
+	if err != nil {
+		return nil, err
+	}
+	to := slices.DeleteFunc(slices.Clone(members), func(id string) bool { return id == c.UserID })
+	data := event.TypingState{ConversationID: p.ConversationID, UserID: c.UserID, State: p.State}
+	if err := s.d.Publisher.Publish(event.Typing, to, p.ConversationID, c.UserID, data); err != nil {
+		s.d.Log.WithError(err).Warn("typing publish failed")
+		return nil, fail(event.CodeUnavailable, "typing not delivered, retry later")
+	}
+	return nil, nil
+}
+
+type presencePayload struct {
+	UserIDs []string `json:"user_ids"`
+}
+
+func (s *Server) presenceQuery(ctx context.Context, c *hub.Conn, payload json.RawMessage) (map[string]any, error) {
+	var p presencePayload
+	if err := decode(payload, &p); err != nil {
+		return nil, err
+	}
+	if len(p.UserIDs) > event.MaxPresenceQueryUserIDs {
+		return nil, invalidField("user_ids", fmt.Sprintf("at most %d ids", event.MaxPresenceQueryUserIDs))
+	}
+	for _, id := range p.UserIDs {
+		if err := requireID("user_ids", id); err != nil {
+			return nil, err
+		}
+	}
+	contacts, err := s.d.Contacts.Contacts(ctx, c.UserID)
+	if err != nil {
+		return nil, err
+	}
+	// Only contacts (and oneself) are visible; anyone else reads as never
+	// seen, which reveals nothing about whether the id exists.
+	visible := make([]string, 0, len(p.UserIDs))
+	for _, id := range p.UserIDs {
+		if _, ok := slices.BinarySearch(contacts, id); ok || id == c.UserID {
+			visible = append(visible, id)
+		}
+	}
+	known := map[string]event.PresenceState{}
+	for _, st := range s.d.Presence.Query(visible) {
+		known[st.UserID] = st
+	}
+	out := make([]event.PresenceState, 0, len(p.UserIDs))
+	for _, id := range p.UserIDs {
+		st, ok := known[id]
+		if !ok {
+			st = event.PresenceState{UserID: id}
+		}
+		out = append(out, st)
+	}
+	return map[string]any{"presence": out}, nil
+}
+
+type refreshPayload struct {
+	Token string `json:"token"`
+}
+
+func (s *Server) authRefresh(_ context.Context, c *hub.Conn, payload json.RawMessage) (map[string]any, error) {
+	var p refreshPayload
+	if err := decode(payload, &p); err != nil {
+		return nil, err
+	}
+	claims, err := s.d.Auth.Verify(p.Token)
+	if err != nil {
+		return nil, &ackError{code: event.CodeInvalidInput, message: "token: " + pkgauth.Code(err),
+			details: map[string]any{"fields": map[string]string{"token": pkgauth.Code(err)}}}
+	}
+	if claims.UserID() != c.UserID {
+		return nil, fail(event.CodeForbidden, "token belongs to another user")
+	}
+	if s.revoked(claims.SessionID) {
+		return nil, fail(event.CodeForbidden, "session revoked")
+	}
+	exp := claims.ExpiresAt.Time
+	c.Reauthenticate(claims.SessionID, exp)
+	return map[string]any{"expires_at": exp.Unix()}, nil
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only called with plain structs
+	}
+	return b
+}
