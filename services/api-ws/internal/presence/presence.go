@@ -100,11 +100,11 @@ type Tracker struct {
 
 	// mirror of the bucket, under mmu
 	mmu       sync.RWMutex
-	instances map[string]time.Time              // heartbeat per instance
-	instRev   map[string]uint64                 // revision of each i-key
-	online    map[string]map[string]keyMeta     // user → instance → o-key
-	byInst    map[string]map[string]struct{}    // instance → users with an o-key
-	seen      map[string]time.Time              // last seen
+	instances map[string]time.Time           // heartbeat per instance
+	instRev   map[string]uint64              // revision of each i-key
+	online    map[string]map[string]keyMeta  // user → instance → o-key
+	byInst    map[string]map[string]struct{} // instance → users with an o-key
+	seen      map[string]time.Time           // last seen
 	synced    atomic.Bool
 	wg        sync.WaitGroup
 }
