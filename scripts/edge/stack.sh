@@ -7,16 +7,16 @@ ORIGINS="https://www.$domain,https://app.$domain"
 mkdir -p "$T/nats" "$T/db"
 svc_env() { # port
 	echo "HTTP_ADDR=127.0.0.1:$1" "NATS_URL=nats://127.0.0.1:$P_NATS" "JWT_SIGNING_KEY=$JWT" \
-		"ALLOWED_ORIGINS=$ORIGINS" "MOP_ENV=development" "LOG_LEVEL=info"
+		"ALLOWED_ORIGINS=$ORIGINS" "MOP_ENV=development" "LOG_LEVEL=info" "DRAIN_TIMEOUT=2s"
 }
-start nats "$repo/bin/nats-server" -a 127.0.0.1 -p "$P_NATS" -js -sd "$T/nats"
+start nats "$bindir/nats-server" -a 127.0.0.1 -p "$P_NATS" -js -sd "$T/nats"
 wait_for 20 "nats" bash -c "exec 3<>/dev/tcp/127.0.0.1/$P_NATS" || true
 # shellcheck disable=SC2046
-start api-rest env $(svc_env "$P_REST") "DATABASE_URL=$T/db/mop.db" "$repo/bin/api-rest"
+start api-rest env $(svc_env "$P_REST") "DATABASE_URL=$T/db/mop.db" "$bindir/api-rest"
 # shellcheck disable=SC2046
-start api-ws-1 env $(svc_env "$P_WS1") "$repo/bin/api-ws"
+start api-ws-1 env $(svc_env "$P_WS1") "$bindir/api-ws"
 # shellcheck disable=SC2046
-start api-ws-2 env $(svc_env "$P_WS2") "$repo/bin/api-ws"
+start api-ws-2 env $(svc_env "$P_WS2") "$bindir/api-ws"
 ready=1
 for p in "$P_REST" "$P_WS1" "$P_WS2"; do
 	wait_for 40 "127.0.0.1:$p/readyz" curl -sf "http://127.0.0.1:$p/readyz" || ready=0
@@ -33,9 +33,9 @@ set -u
 pid="\$(cat '$T/pids/api-ws-2.pid')"
 echo "restart-ws2: stopping api-ws pid \$pid (SIGTERM)"
 kill -TERM "\$pid" 2>/dev/null
-for _ in \$(seq 100); do kill -0 "\$pid" 2>/dev/null || break; sleep 0.1; done
+for _ in \$(seq 300); do kill -0 "\$pid" 2>/dev/null || break; sleep 0.1; done
 kill -KILL "\$pid" 2>/dev/null
-env $(svc_env "$P_WS2") '$repo/bin/api-ws' >>'$T/logs/api-ws-2.new.log' 2>&1 </dev/null &
+env $(svc_env "$P_WS2") '$bindir/api-ws' >>'$T/logs/api-ws-2.new.log' 2>&1 </dev/null &
 echo \$! >'$T/pids/api-ws-2.pid'
 echo "restart-ws2: new api-ws pid \$! on 127.0.0.1:$P_WS2"
 for _ in \$(seq 200); do curl -sf http://127.0.0.1:$P_WS2/readyz >/dev/null && exit 0; sleep 0.1; done

@@ -12,7 +12,7 @@
 #      socket.io-client over TLS (scripts/edge/e2e): REST, wss, CORS, polling through the
 #      sticky upstream, replacing one api-ws instance without losing a message.
 #
-# Environment: MOP_EDGE_REQUIRE_STACK=1 fails (instead of skipping) phase 4 when the binaries are
+# Environment: MOP_EDGE_BIN_DIR (default bin/) holds the binaries; MOP_EDGE_REQUIRE_STACK=1 fails (instead of skipping) phase 4 when the binaries are
 # missing or do not start; MOP_EDGE_SKIP_STACK=1 skips it; KEEP=1 keeps the temp dir.
 set -euo pipefail
 
@@ -423,7 +423,8 @@ stack_skip() {
 	if [ -n "${MOP_EDGE_REQUIRE_STACK:-}" ]; then bad "stack: $*"; else echo "SKIP - stack phase: $*"; fi
 }
 bins_ok=1
-for b in api-rest api-ws nats-server; do [ -x "$repo/bin/$b" ] || bins_ok=0; done
+bindir="${MOP_EDGE_BIN_DIR:-$repo/bin}"
+for b in api-rest api-ws nats-server; do [ -x "$bindir/$b" ] || bins_ok=0; done
 if [ -n "${MOP_EDGE_SKIP_STACK:-}" ]; then
 	echo "SKIP - stack phase: MOP_EDGE_SKIP_STACK set"
 elif ((!bins_ok)); then
