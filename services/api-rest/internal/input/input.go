@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // ErrMalformed means the bytes are not one JSON object.
@@ -68,6 +69,10 @@ const (
 func Decode(data []byte, v any, mode Mode) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return fmt.Errorf("%w: the body is empty, want a JSON object", ErrMalformed)
+	}
+	if !utf8.Valid(data) {
+		// encoding/json would replace bad bytes with U+FFFD and store garbage.
+		return fmt.Errorf("%w: the body is not valid UTF-8", ErrMalformed)
 	}
 	// A first pass into raw values catches syntax errors, trailing data and
 	// non-objects, and yields the exact keys (encoding/json matches struct
