@@ -1,3 +1,112 @@
+// Command loadgen is mop's load generator and benchmark harness. It speaks
+// Engine.IO v4 / Socket.IO over WebSocket directly (one goroutine and a few KB
+// per connection), drives api-rest, api-ws and the Node.js reference server it
+// starts itself, and writes a report.
+//
+//	loadgen bench -profile quick -out bench-results/<ts>   (make bench)
+//	loadgen smoke                                          (make test-bench-smoke)
 package main
 
-func main() {}
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/chat5202ol/mop/pkg/version"
+	"github.com/chat5202ol/mop/services/loadgen/internal/bench"
+	"github.com/chat5202ol/mop/services/loadgen/internal/report"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("usage: loadgen bench|smoke [flags] (loadgen <command> -h for flags)")
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		fmt.Fprintln(stdout, version.Get("loadgen").String())
+		return nil
+	}
+	cmd := args[0]
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	profile := fs.String("profile", "quick", "bench profile: quick, full (smoke for the smoke run)")
+	out := fs.String("out", "", "results folder (default bench-results/<timestamp>; smoke: a temp folder)")
+	bin := fs.String("bin", "bin", "folder with api-rest, api-ws and nats-server")
+	ref := fs.String("reference", "services/loadgen/reference", "Node.js reference server folder (npm ci done)")
+	systems := fs.String("systems", "mop,node", "systems to measure")
+	pg := fs.String("postgres", getenv("BENCH_POSTGRES_URL"), "PostgreSQL admin URL for the REST scenario (empty: skip)")
+	pprof := fs.Bool("pprof", true, "take api-ws CPU and heap profiles (PPROF_ADDR)")
+	limit := fs.Duration("timeout", 0, "abort the run after this long (0: by profile)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	cfg := bench.Config{BinDir: *bin, RefDir: *ref, Systems: strings.Split(*systems, ","), Postgres: *pg,
+		Pprof: *pprof, Log: stdout}
+	switch cmd {
+	case "bench":
+		p, err := bench.ProfileByName(*profile)
+		if err != nil {
+			return err
+		}
+		cfg.Profile = p
+		cfg.OutDir = *out
+		if cfg.OutDir == "" {
+			cfg.OutDir = filepath.Join("bench-results", time.Now().Format("20060102-150405"))
+		}
+	case "smoke":
+		cfg.Profile = bench.Profiles["smoke"]
+		cfg.Systems, cfg.Postgres, cfg.Pprof = []string{"mop"}, "", false
+		if *out == "" {
+			dir, err := os.MkdirTemp("", "loadgen-smoke-")
+			if err != nil {
+				return fmt.Errorf("smoke: %w", err)
+			}
+			defer os.RemoveAll(dir)
+			cfg.OutDir = dir
+		} else {
+			cfg.OutDir = *out
+		}
+	default:
+		return fmt.Errorf("unknown command %q: want bench or smoke", cmd)
+	}
+	if *limit == 0 {
+		*limit = map[string]time.Duration{"smoke": 2 * time.Minute, "quick": 15 * time.Minute}[cfg.Profile.Name]
+		if *limit == 0 {
+			*limit = 45 * time.Minute
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, *limit)
+	defer cancel()
+	rep, runErr := bench.Run(ctx, cfg)
+	if rep == nil {
+		return runErr
+	}
+	if err := report.Write(cfg.OutDir, rep); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "results in %s\n", cfg.OutDir)
+	if cmd == "smoke" {
+		if err := bench.Check(rep); err != nil {
+			return fmt.Errorf("smoke failed: %w", err)
+		}
+		fmt.Fprintln(stdout, "smoke: zero loss, zero duplicates")
+	}
+	return runErr
+}

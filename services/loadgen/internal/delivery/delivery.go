@@ -45,10 +45,15 @@ type Tracker struct {
 }
 
 // New prepares for conns connections and at most msgs messages; prefix
-// distinguishes this run's messages from any other traffic.
-func New(prefix string, conns, msgs int) *Tracker {
+// distinguishes this run's messages from any other traffic. cursor, if not
+// nil, is the per-connection highest seq carried over from earlier trackers
+// of the same connections (a reconnecting client resumes from it).
+func New(prefix string, conns, msgs int, cursor []int64) *Tracker {
+	if cursor == nil {
+		cursor = make([]int64, conns)
+	}
 	t := &Tracker{prefix: prefix, sent: make([]atomic.Int64, msgs), state: make([][]uint8, conns),
-		seq: make([]int64, conns), count: make([]atomic.Int32, msgs), last: make([]atomic.Int64, msgs),
+		seq: cursor, count: make([]atomic.Int32, msgs), last: make([]atomic.Int64, msgs),
 		Latency: hist.New()}
 	for i := range t.state {
 		t.state[i] = make([]uint8, msgs)

@@ -14,7 +14,7 @@ func payload(id string, seq int) []byte {
 }
 
 func TestAccounting(t *testing.T) {
-	tr := delivery.New("run1-", 3, 4)
+	tr := delivery.New("run1-", 3, 4, nil)
 	name := []byte(delivery.EventName)
 	tr.Sent(0, 10*time.Millisecond)
 	tr.Sent(1, 20*time.Millisecond)
@@ -49,7 +49,7 @@ func TestAccounting(t *testing.T) {
 }
 
 func TestWait(t *testing.T) {
-	tr := delivery.New("w-", 2, 1)
+	tr := delivery.New("w-", 2, 1, []int64{5, 0})
 	tr.Sent(0, 0)
 	go func() {
 		for i := 0; i < 2; i++ {
@@ -60,6 +60,9 @@ func TestWait(t *testing.T) {
 	defer cancel()
 	if !tr.Wait(ctx, 2) {
 		t.Fatal("Wait gave up")
+	}
+	if tr.LastSeq(0) != 5 || tr.LastSeq(1) != 1 {
+		t.Fatalf("cursor not carried over: %d %d", tr.LastSeq(0), tr.LastSeq(1))
 	}
 	short, cancel2 := context.WithCancel(context.Background())
 	cancel2()

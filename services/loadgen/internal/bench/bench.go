@@ -1,0 +1,403 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/chat5202ol/mop/pkg/auth"
+	"github.com/chat5202ol/mop/services/loadgen/internal/probe"
+	"github.com/chat5202ol/mop/services/loadgen/internal/scenario"
+	"github.com/chat5202ol/mop/services/loadgen/internal/stack"
+	"github.com/chat5202ol/mop/services/loadgen/internal/swarm"
+	"github.com/chat5202ol/mop/services/loadgen/internal/target"
+)
+
+// Config says what to run and where.
+type Config struct {
+	Profile  Profile
+	BinDir   string   // bin/ with api-rest, api-ws, nats-server
+	RefDir   string   // services/loadgen/reference (node_modules installed)
+	OutDir   string   // results folder; logs and profiles go there too
+	Systems  []string // "mop", "node"
+	Postgres string   // admin URL of a PostgreSQL server for the REST scenario; "" skips it
+	Pprof    bool     // take api-ws CPU and heap profiles
+	Log      io.Writer
+}
+
+// Report is everything one run measured.
+type Report struct {
+	Started  time.Time             `json:"started"`
+	Finished time.Time             `json:"finished"`
+	Machine  Machine               `json:"machine"`
+	Profile  Profile               `json:"profile"`
+	Systems  map[string]*Result    `json:"systems"`
+	REST     []scenario.RESTResult `json:"rest,omitempty"`
+	Profiles []PprofTop            `json:"pprof,omitempty"`
+	Errors   []string              `json:"errors,omitempty"`
+}
+
+// Result holds one system's scenarios (nil: not run).
+type Result struct {
+	Idle     *scenario.IdleResult     `json:"idle,omitempty"`
+	Session  *scenario.SessionResult  `json:"session,omitempty"`
+	Burst    *scenario.BurstResult    `json:"burst,omitempty"`
+	Fanout   *scenario.FanoutResult   `json:"fanout,omitempty"`
+	Ramp     *scenario.RampResult     `json:"ramp,omitempty"`
+	Storm    *scenario.StormResult    `json:"storm,omitempty"`
+	Overload *scenario.OverloadResult `json:"overload,omitempty"`
+	IdleRSS  int64                    `json:"session_idle_rss_bytes,omitempty"`
+}
+
+// PprofTop is the head of `go tool pprof -top` for one profile.
+type PprofTop struct {
+	Name string `json:"name"`
+	File string `json:"file"`
+	Top  string `json:"top"`
+}
+
+func randomKey() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return "bench-" + hex.EncodeToString(b)
+}
+
+type run struct {
+	cfg     Config
+	rep     *Report
+	key     string
+	minter  *auth.Authority
+	nats    *stack.Proc
+	natsURL string
+	procs   []*stack.Proc
+}
+
+func (r *run) logf(format string, args ...any) {
+	fmt.Fprintf(r.cfg.Log, "[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func (r *run) fail(what string, err error) {
+	r.logf("%s: %v", what, err)
+	r.rep.Errors = append(r.rep.Errors, fmt.Sprintf("%s: %v", what, err))
+}
+
+// Run executes the profile and returns the report; scenario failures are
+// recorded in Report.Errors and the run goes on with the next scenario.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	r := &run{cfg: cfg, key: randomKey(),
+		rep: &Report{Started: time.Now(), Machine: DescribeMachine(), Profile: cfg.Profile, Systems: map[string]*Result{}}}
+	var err error
+	r.minter, err = auth.New(auth.Options{Issuer: "mop", Audience: "mop", Signing: r.key, AccessTTL: 24 * time.Hour})
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	defer r.stopAll()
+	r.nats, r.natsURL, err = stack.NATS(ctx, cfg.BinDir, cfg.OutDir)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	for _, sys := range cfg.Systems {
+		if ctx.Err() != nil {
+			break
+		}
+		switch sys {
+		case "mop":
+			r.runMop(ctx)
+		case "node":
+			r.runNode(ctx)
+		default:
+			r.fail("systems", fmt.Errorf("unknown system %q", sys))
+		}
+	}
+	if cfg.Profile.RESTConc > 0 && ctx.Err() == nil && contains(cfg.Systems, "mop") {
+		r.runREST(ctx)
+	}
+	r.rep.Finished = time.Now()
+	return r.rep, ctx.Err()
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *run) stopAll() {
+	for i := len(r.procs) - 1; i >= 0; i-- {
+		r.procs[i].Stop()
+	}
+	r.nats.Stop()
+}
+
+func (r *run) start(ctx context.Context, spec stack.Spec) (*stack.Proc, error) {
+	p, err := stack.Start(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	r.procs = append(r.procs, p)
+	return p, nil
+}
+
+func (r *run) sharedEnv(addr string) []string {
+	return []string{
+		"MOP_ENV=development", "HTTP_ADDR=" + addr, "NATS_URL=" + r.natsURL, "NATS_PREFIX=mop",
+		"JWT_SIGNING_KEY=" + r.key, "ACCESS_TOKEN_TTL=24h", "LOG_LEVEL=warn",
+	}
+}
+
+// startRest starts api-rest on databaseURL with registration made cheap:
+// the bench registers thousands of members, and the password hash cost is
+// not what it measures.
+func (r *run) startRest(ctx context.Context, name, databaseURL string) (*stack.Proc, error) {
+	addr, err := stack.FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	env := append(r.sharedEnv(addr), "DATABASE_URL="+databaseURL,
+		"PASSWORD_HASH_MEMORY_KIB=64", "PASSWORD_HASH_TIME=1",
+		"REGISTER_RATE_PER_MINUTE=0", "LOGIN_RATE_PER_MINUTE=0", "HTTP_BODY_LIMIT=1048576")
+	return r.start(ctx, stack.Spec{Name: name, Path: filepath.Join(r.cfg.BinDir, "api-rest"), Env: env,
+		Addr: addr, Ready: "/readyz", LogFile: filepath.Join(r.cfg.OutDir, name+".log")})
+}
+
+func (r *run) startWS(ctx context.Context) (*stack.Proc, string, error) {
+	addr, err := stack.FreeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	env := r.sharedEnv(addr)
+	pprofAddr := ""
+	if r.cfg.Pprof {
+		if pprofAddr, err = stack.FreeAddr(); err != nil {
+			return nil, "", err
+		}
+		env = append(env, "PPROF_ADDR="+pprofAddr)
+	}
+	p, err := r.start(ctx, stack.Spec{Name: "api-ws", Path: filepath.Join(r.cfg.BinDir, "api-ws"), Env: env,
+		Addr: addr, Ready: "/readyz", LogFile: filepath.Join(r.cfg.OutDir, "api-ws.log")})
+	return p, pprofAddr, err
+}
+
+func (r *run) runMop(ctx context.Context) {
+	res := &Result{}
+	r.rep.Systems["mop"] = res
+	rest, err := r.startRest(ctx, "api-rest", filepath.Join(r.cfg.OutDir, "mop.db"))
+	if err != nil {
+		r.fail("mop: api-rest", err)
+		return
+	}
+	ws, pprofAddr, err := r.startWS(ctx)
+	if err != nil {
+		r.fail("mop: api-ws", err)
+		return
+	}
+	sys := target.NewMop(target.MopOptions{RESTURL: "http://" + rest.Addr, WSURL: "http://" + ws.Addr,
+		Parallel: 16, Minter: r.minter})
+	env := &scenario.Env{Sys: sys, Server: ws, MetricsURL: "http://" + ws.Addr + "/metrics",
+		Sources: swarm.Sources(r.cfg.Profile.Sources), Log: r.cfg.Log,
+		Kill: ws.Kill, Restart: ws.Restart}
+	var heap func(ctx context.Context)
+	if pprofAddr != "" {
+		heap = func(ctx context.Context) { r.pprof(ctx, pprofAddr, "heap", "heap-idle", 0) }
+	}
+	r.scenarios(ctx, env, res, heap, func(ctx context.Context, d time.Duration) {
+		if pprofAddr != "" {
+			r.pprof(ctx, pprofAddr, "profile", "cpu-fanout", d)
+		}
+	})
+	ws.Stop()
+}
+
+func (r *run) runNode(ctx context.Context) {
+	res := &Result{}
+	r.rep.Systems["node"] = res
+	addr, err := stack.FreeAddr()
+	if err != nil {
+		r.fail("node", err)
+		return
+	}
+	_, port, _ := strings.Cut(addr, ":")
+	node, err := exec.LookPath("node")
+	if err != nil {
+		r.fail("node", err)
+		return
+	}
+	p, err := r.start(ctx, stack.Spec{Name: "node", Path: node, Args: []string{"server.js"}, Dir: r.cfg.RefDir,
+		Env: []string{"PORT=" + port, "JWT_SIGNING_KEY=" + r.key}, Addr: addr, Ready: "/healthz",
+		LogFile: filepath.Join(r.cfg.OutDir, "node.log")})
+	if err != nil {
+		r.fail("node: start", err)
+		return
+	}
+	env := &scenario.Env{Sys: target.NewNode("http://"+addr, r.minter), Server: p,
+		Sources: swarm.Sources(r.cfg.Profile.Sources), Log: r.cfg.Log}
+	r.scenarios(ctx, env, res, nil, nil)
+	p.Stop()
+}
+
+// scenarios runs the per-system part of the profile in the order that keeps
+// later scenarios meaningful: idle (own connections), then one session for
+// burst, fan-out and the ramp, the reconnect storm, and overload last (it
+// may disconnect slow members).
+func (r *run) scenarios(ctx context.Context, env *scenario.Env, res *Result,
+	atIdlePeak func(context.Context), duringRamp func(context.Context, time.Duration)) {
+	p := r.cfg.Profile
+	name := env.Sys.Name()
+	if p.IdleConns > 0 {
+		ir, err := scenario.Idle(ctx, env, scenario.IdleOptions{Conns: p.IdleConns, Steps: p.IdleSteps,
+			Settle: 2 * time.Second, AtPeak: atIdlePeak})
+		if err != nil {
+			r.fail(name+": idle", err)
+		}
+		res.Idle = &ir
+		sleepCtx(ctx, 3*time.Second) // let the server reclaim the idle sockets
+	}
+	if p.Members <= 0 || ctx.Err() != nil {
+		return
+	}
+	sess, sr, err := scenario.NewSession(ctx, env, p.Members, env.Restart != nil)
+	res.Session = &sr
+	if err != nil {
+		r.fail(name+": session", err)
+		return
+	}
+	defer sess.Close()
+	sleepCtx(ctx, time.Second)
+	if rss, err := rssOf(env); err == nil {
+		res.IdleRSS = rss
+	}
+	if p.BurstRuns > 0 {
+		br, err := sess.Burst(ctx, p.BurstRuns, 300*time.Millisecond)
+		if err != nil {
+			r.fail(name+": burst", err)
+		}
+		res.Burst = &br
+	}
+	if p.FanoutRate > 0 {
+		fr, err := sess.Fanout(ctx, scenario.FanoutOptions{Rate: p.FanoutRate, Duration: p.FanoutDur})
+		if err != nil {
+			r.fail(name+": fanout", err)
+		}
+		res.Fanout = &fr
+	}
+	if len(p.RampRates) > 0 && ctx.Err() == nil {
+		if duringRamp != nil {
+			d := min(time.Duration(len(p.RampRates))*p.RampStep, 20*time.Second)
+			go duringRamp(ctx, d)
+		}
+		rr, err := sess.Ramp(ctx, p.RampRates, p.RampStep, 500*time.Millisecond)
+		if err != nil {
+			r.fail(name+": ramp", err)
+		}
+		res.Ramp = &rr
+	}
+	if env.Restart != nil && p.StormMissed > 0 && ctx.Err() == nil {
+		st, err := sess.Storm(ctx, p.StormMissed, 2, 2*time.Second, 90*time.Second)
+		if err != nil {
+			r.fail(name+": storm", err)
+		}
+		res.Storm = &st
+		sleepCtx(ctx, 2*time.Second)
+		if rss, err := rssOf(env); err == nil {
+			res.IdleRSS = rss
+		}
+	}
+	if p.OverloadRate > 0 && ctx.Err() == nil {
+		or, err := sess.Overload(ctx, scenario.OverloadOptions{Rate: p.OverloadRate, Duration: p.OverloadDur,
+			SlowReaders: p.SlowReaders, IdleRSS: res.IdleRSS})
+		if err != nil {
+			r.fail(name+": overload", err)
+		}
+		res.Overload = &or
+	}
+}
+
+func rssOf(env *scenario.Env) (int64, error) {
+	return probe.RSS(env.Server.PID())
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// pprof fetches /debug/pprof/<kind> into the results folder and keeps the
+// head of `go tool pprof -top` for the report.
+func (r *run) pprof(ctx context.Context, addr, kind, name string, d time.Duration) {
+	url := "http://" + addr + "/debug/pprof/" + kind
+	if d > 0 {
+		url += fmt.Sprintf("?seconds=%d", int(d.Seconds()))
+	}
+	file := filepath.Join(r.cfg.OutDir, name+".pprof")
+	if err := probe.Fetch(ctx, url, file); err != nil {
+		r.fail("pprof "+name, err)
+		return
+	}
+	args := []string{"tool", "pprof", "-top", "-nodecount=25"}
+	if kind == "heap" {
+		args = append(args, "-sample_index=inuse_space")
+	}
+	out, err := exec.CommandContext(ctx, "go", append(args, filepath.Join(r.cfg.BinDir, "api-ws"), file)...).CombinedOutput()
+	if err != nil {
+		r.fail("pprof top "+name, fmt.Errorf("%w: %s", err, out))
+		return
+	}
+	r.rep.Profiles = append(r.rep.Profiles, PprofTop{Name: name, File: filepath.Base(file), Top: string(out)})
+}
+
+var errNoPostgres = errors.New("no PostgreSQL configured")
+
+func (r *run) runREST(ctx context.Context) {
+	p := r.cfg.Profile
+	stores := []struct{ name, url string }{{"sqlite", filepath.Join(r.cfg.OutDir, "rest.db")}}
+	var dropDB func()
+	if r.cfg.Postgres != "" {
+		url, drop, err := createDatabase(ctx, r.cfg.Postgres, "mop_bench")
+		if err != nil {
+			r.fail("rest: postgres", err)
+		} else {
+			stores = append(stores, struct{ name, url string }{"postgres", url})
+			dropDB = drop
+		}
+	} else {
+		r.fail("rest: postgres", errNoPostgres)
+	}
+	for _, st := range stores {
+		proc, err := r.startRest(ctx, "api-rest-"+st.name, st.url)
+		if err != nil {
+			r.fail("rest: "+st.name, err)
+			continue
+		}
+		sys := target.NewMop(target.MopOptions{RESTURL: "http://" + proc.Addr, Parallel: p.RESTConc})
+		res, err := scenario.REST(ctx, sys, scenario.RESTOptions{Store: st.name, Concurrency: p.RESTConc,
+			Conversations: p.RESTConvs, Duration: p.RESTDur}, r.logf)
+		if err != nil {
+			r.fail("rest: "+st.name, err)
+		} else {
+			r.rep.REST = append(r.rep.REST, res)
+		}
+		proc.Stop()
+	}
+	if dropDB != nil {
+		dropDB()
+	}
+}

@@ -1,0 +1,36 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Check returns an error for every delivery guarantee the report shows
+// broken: lost or duplicated deliveries in fan-out, burst or the reconnect
+// storm, and any scenario error. It is the smoke run's verdict (no timing is
+// judged: the machine may be busy).
+func Check(r *Report) error {
+	var errs []error
+	for _, e := range r.Errors {
+		errs = append(errs, errors.New(e))
+	}
+	for name, res := range r.Systems {
+		if res.Fanout != nil {
+			d := res.Fanout.Delivery
+			if d.Lost != 0 || d.Duplicates != 0 || d.Unknown != 0 || res.Fanout.PostFailures != 0 || d.Sent == 0 {
+				errs = append(errs, fmt.Errorf("%s fan-out: sent %d, lost %d, duplicated %d, unknown %d, post failures %d",
+					name, d.Sent, d.Lost, d.Duplicates, d.Unknown, res.Fanout.PostFailures))
+			}
+		}
+		if res.Burst != nil && (res.Burst.Incomplete != 0 || len(res.Burst.Runs) == 0) {
+			errs = append(errs, fmt.Errorf("%s burst: %d of %d runs incomplete", name, res.Burst.Incomplete, len(res.Burst.Runs)))
+		}
+		if s := res.Storm; s != nil {
+			if s.TimedOut || s.Delivery.Lost != 0 || s.Delivery.Duplicates != 0 {
+				errs = append(errs, fmt.Errorf("%s reconnect storm: timed out %v, lost %d, duplicated %d",
+					name, s.TimedOut, s.Delivery.Lost, s.Delivery.Duplicates))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

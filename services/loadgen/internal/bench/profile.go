@@ -1,0 +1,73 @@
+// Package bench is the harness behind `make bench` and `make test-bench-smoke`:
+// it starts a private stack (NATS, api-rest, api-ws, the Node.js reference),
+// runs the scenarios of a profile against each system in one run, takes pprof
+// profiles of api-ws, and returns one Report.
+package bench
+
+import (
+	"fmt"
+	"time"
+)
+
+// Profile sizes a run. Quick fits in a few minutes on 2 cores; Full is the
+// issue's targets (50,000 idle connections, 5,000-member fan-out).
+type Profile struct {
+	Name string `json:"name"`
+
+	IdleConns int `json:"idle_connections"`
+	IdleSteps int `json:"idle_steps"`
+
+	Members    int           `json:"members"` // fan-out group size (connected)
+	FanoutRate float64       `json:"fanout_rate"`
+	FanoutDur  time.Duration `json:"fanout_duration_ns"`
+	BurstRuns  int           `json:"burst_runs"`
+
+	RampRates []float64     `json:"ramp_rates"`
+	RampStep  time.Duration `json:"ramp_step_ns"`
+
+	OverloadRate float64       `json:"overload_rate"`
+	OverloadDur  time.Duration `json:"overload_duration_ns"`
+	SlowReaders  int           `json:"slow_readers"`
+
+	StormMissed int `json:"storm_missed_messages"`
+
+	RESTConc  int           `json:"rest_concurrency"`
+	RESTConvs int           `json:"rest_conversations"`
+	RESTDur   time.Duration `json:"rest_duration_ns"`
+
+	Sources int `json:"source_addresses"`
+}
+
+// Profiles by name.
+var Profiles = map[string]Profile{
+	"smoke": {
+		Name: "smoke", Members: 20, FanoutRate: 10, FanoutDur: 2 * time.Second, BurstRuns: 3, StormMissed: 3, Sources: 2,
+	},
+	"quick": {
+		Name: "quick", IdleConns: 5000, IdleSteps: 5,
+		Members: 1000, FanoutRate: 10, FanoutDur: 10 * time.Second, BurstRuns: 5,
+		RampRates: []float64{25, 50, 100, 150, 200}, RampStep: 4 * time.Second,
+		OverloadRate: 400, OverloadDur: 5 * time.Second, SlowReaders: 100,
+		StormMissed: 5,
+		RESTConc:    32, RESTConvs: 8, RESTDur: 5 * time.Second,
+		Sources: 4,
+	},
+	"full": {
+		Name: "full", IdleConns: 50000, IdleSteps: 10,
+		Members: 5000, FanoutRate: 10, FanoutDur: 30 * time.Second, BurstRuns: 9,
+		RampRates: []float64{10, 20, 30, 40, 50, 60, 80}, RampStep: 5 * time.Second,
+		OverloadRate: 120, OverloadDur: 10 * time.Second, SlowReaders: 250,
+		StormMissed: 5,
+		RESTConc:    64, RESTConvs: 16, RESTDur: 15 * time.Second,
+		Sources: 8,
+	},
+}
+
+// ProfileByName returns a profile or an error naming the known ones.
+func ProfileByName(name string) (Profile, error) {
+	p, ok := Profiles[name]
+	if !ok {
+		return p, fmt.Errorf("unknown profile %q (want smoke, quick or full)", name)
+	}
+	return p, nil
+}

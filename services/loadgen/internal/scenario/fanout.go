@@ -1,0 +1,171 @@
+package scenario
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/chat5202ol/mop/services/loadgen/internal/delivery"
+	"github.com/chat5202ol/mop/services/loadgen/internal/hist"
+)
+
+func pid() int { return os.Getpid() }
+
+// FanoutOptions: messages at Rate per second for Duration to every member.
+type FanoutOptions struct {
+	Rate     float64
+	Duration time.Duration
+	Parallel int           // posts in flight; default 16
+	Drain    time.Duration // wait for stragglers after the last send
+}
+
+// FanoutResult is the delivery account of a fan-out run.
+type FanoutResult struct {
+	Members       int             `json:"members"`
+	Rate          float64         `json:"rate_per_second"`
+	Duration      time.Duration   `json:"duration_ns"`
+	PostFailures  int             `json:"post_failures"`
+	PostError     string          `json:"post_error,omitempty"`
+	Delivery      delivery.Result `json:"delivery"`
+	DeliveriesSec float64         `json:"deliveries_per_second"`
+	OfferedSec    float64         `json:"offered_deliveries_per_second"`
+	CDF           []hist.Point    `json:"cdf,omitempty"`
+	Shed          Shed            `json:"shed"`
+}
+
+// Shed is what the server reports it dropped (api-ws metrics deltas).
+type Shed struct {
+	SlowConsumers float64 `json:"slow_consumers_disconnected"`
+	Dropped       float64 `json:"events_dropped"`
+	Kicks         float64 `json:"kicks"`
+}
+
+func (s *Session) shedSince(ctx context.Context, before Shed) Shed {
+	now := s.shedNow(ctx)
+	return Shed{SlowConsumers: now.SlowConsumers - before.SlowConsumers, Dropped: now.Dropped - before.Dropped,
+		Kicks: now.Kicks - before.Kicks}
+}
+
+func (s *Session) shedNow(ctx context.Context) Shed {
+	m := s.env.metrics(ctx)
+	return Shed{SlowConsumers: m.Sum("mop_ws_slow_consumers_disconnected_total"),
+		Dropped: m.Sum("mop_ws_events_dropped_total"), Kicks: m.Sum("mop_ws_kicks_total")}
+}
+
+// Fanout posts at a fixed rate and accounts for every delivery.
+func (s *Session) Fanout(ctx context.Context, o FanoutOptions) (FanoutResult, error) {
+	if o.Parallel <= 0 {
+		o.Parallel = 16
+	}
+	if o.Drain <= 0 {
+		o.Drain = 10 * time.Second
+	}
+	count := int(o.Rate * o.Duration.Seconds())
+	if count < 1 {
+		count = 1
+	}
+	res := FanoutResult{Members: len(s.Users), Rate: o.Rate, Duration: o.Duration}
+	t := s.tracker(count)
+	before := s.shedNow(ctx)
+	start := time.Now()
+	failed, err := s.paced(ctx, t, 0, count, o.Rate, o.Parallel)
+	res.PostFailures = failed
+	if err != nil {
+		res.PostError = err.Error()
+	}
+	sent := time.Since(start)
+	want := (t.Result().Sent - int64(failed)) * int64(len(s.Users))
+	wctx, cancel := context.WithTimeout(ctx, o.Drain)
+	t.Wait(wctx, want)
+	cancel()
+	res.Delivery = t.Result()
+	res.CDF = t.Latency.CDF()
+	// Deliveries per second over the sending window plus the time the last
+	// delivery took: the rate the server actually sustained.
+	window := sent + time.Duration(res.Delivery.Latency.Max*float64(time.Millisecond))
+	if window > 0 {
+		res.DeliveriesSec = float64(res.Delivery.Delivered) / window.Seconds()
+	}
+	res.OfferedSec = o.Rate * float64(len(s.Users))
+	res.Shed = s.shedSince(ctx, before)
+	s.env.logf("fanout %.0f/s x %d: delivered %d/%d lost %d dup %d p50 %.1fms p99 %.1fms max %.1fms, %.0f deliveries/s, shed %+v",
+		o.Rate, len(s.Users), res.Delivery.Delivered, res.Delivery.Expected, res.Delivery.Lost, res.Delivery.Duplicates,
+		res.Delivery.Latency.P50, res.Delivery.Latency.P99, res.Delivery.Latency.Max, res.DeliveriesSec, res.Shed)
+	return res, nil
+}
+
+// BurstResult is the time for one message to reach every member.
+type BurstResult struct {
+	Members    int       `json:"members"`
+	Runs       []float64 `json:"time_to_last_ms"`
+	Median     float64   `json:"median_ms"`
+	Incomplete int       `json:"incomplete"` // runs where some member never got it
+}
+
+// Burst sends one message at a time, runs times, and measures when the last
+// member has each.
+func (s *Session) Burst(ctx context.Context, runs int, gap time.Duration) (BurstResult, error) {
+	res := BurstResult{Members: len(s.Users)}
+	t := s.tracker(runs)
+	var lasts []time.Duration
+	for n := 0; n < runs; n++ {
+		if err := s.post(ctx, t, n); err != nil {
+			return res, fmt.Errorf("burst: %w", err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		ok := t.Wait(wctx, int64(n+1)*int64(len(s.Users)))
+		cancel()
+		last, got := t.TimeToLast(n)
+		if !ok || got < len(s.Users) {
+			res.Incomplete++
+		}
+		lasts = append(lasts, last)
+		res.Runs = append(res.Runs, ms(last))
+		sleep(ctx, gap)
+	}
+	res.Median = ms(median(lasts))
+	s.env.logf("burst x %d: time to last %v ms, median %.1f ms", len(s.Users), res.Runs, res.Median)
+	return res, nil
+}
+
+// RampStep is one rate of the capacity ramp.
+type RampStep = FanoutResult
+
+// RampResult is the capacity search.
+type RampResult struct {
+	Steps []RampStep `json:"steps"`
+	// Sustained is the highest deliveries/s of a step that kept up (at least
+	// 95% of the offered rate delivered) with no loss, no shedding and p99
+	// under the limit.
+	Sustained float64 `json:"sustained_deliveries_per_second"`
+	P99Limit  float64 `json:"p99_limit_ms"`
+}
+
+// Ramp runs fan-out at increasing rates until a step loses or sheds
+// deliveries or its p99 passes p99Limit.
+func (s *Session) Ramp(ctx context.Context, rates []float64, step time.Duration, p99Limit time.Duration) (RampResult, error) {
+	res := RampResult{P99Limit: ms(p99Limit)}
+	for _, r := range rates {
+		fr, err := s.Fanout(ctx, FanoutOptions{Rate: r, Duration: step, Parallel: 32, Drain: 5 * time.Second})
+		if err != nil {
+			return res, err
+		}
+		fr.CDF = nil
+		res.Steps = append(res.Steps, fr)
+		clean := fr.Delivery.Lost == 0 && fr.Delivery.Duplicates == 0 && fr.PostFailures == 0 &&
+			fr.Shed.SlowConsumers == 0 && fr.Shed.Dropped == 0
+		keptUp := fr.DeliveriesSec >= 0.95*fr.OfferedSec
+		if !clean || !keptUp || fr.Delivery.Latency.P99 > ms(p99Limit) {
+			break
+		}
+		if fr.DeliveriesSec > res.Sustained {
+			res.Sustained = fr.DeliveriesSec
+		}
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		sleep(ctx, time.Second)
+	}
+	return res, nil
+}
