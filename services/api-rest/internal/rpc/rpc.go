@@ -1,0 +1,257 @@
+// Package rpc answers the NATS request/reply calls api-ws makes (membership,
+// sending a message, marking read, contacts, session state). Each call goes
+// through the same chat rules as REST; replies are event.OKReply or
+// event.ErrorReply with the event.Code* values, mapped from errors in one
+// place (code). Responders join a queue group, so with several api-rest
+// instances each request is answered once.
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+	"github.com/sirupsen/logrus"
+
+	"github.com/chat5202ol/mop/pkg/event"
+	"github.com/chat5202ol/mop/services/api-rest/internal/chat"
+	"github.com/chat5202ol/mop/services/api-rest/internal/input"
+	"github.com/chat5202ol/mop/services/api-rest/internal/store"
+)
+
+// MaxRequestBytes bounds a request; a socket message body is at most 16 KiB.
+const MaxRequestBytes = 64 << 10
+
+// DefaultWorkers bounds concurrent requests per instance: enough to keep the
+// store busy, few enough that a burst queues in NATS rather than in memory.
+const DefaultWorkers = 64
+
+// Sessions answers whether a session is active (account.Service does).
+type Sessions interface {
+	SessionActive(ctx context.Context, sessionID string) (bool, error)
+}
+
+// Server holds the subscriptions.
+type Server struct {
+	chat     *chat.Service
+	sessions Sessions
+	subj     event.Subjects
+	log      *logrus.Entry
+	slots    chan struct{}
+	subs     []*nats.Subscription
+
+	mu       sync.Mutex // orders inflight.Add against Stop's Wait
+	stopped  bool
+	inflight sync.WaitGroup
+}
+
+// New returns a Server; Start subscribes it.
+func New(c *chat.Service, sessions Sessions, subj event.Subjects, log *logrus.Entry) *Server {
+	return &Server{chat: c, sessions: sessions, subj: subj, log: log.WithField("component", "rpc"),
+		slots: make(chan struct{}, DefaultWorkers)}
+}
+
+type handler func(ctx context.Context, data []byte) (any, error)
+
+// Start subscribes every responder on nc. It works while nc is still
+// connecting: subscriptions are sent when the connection comes up.
+func (s *Server) Start(nc *nats.Conn) error {
+	for name, h := range map[event.RPCName]handler{
+		event.RPCMembers:       decoded(s.members),
+		event.RPCSendMessage:   decoded(s.send),
+		event.RPCMarkRead:      decoded(s.markRead),
+		event.RPCContacts:      decoded(s.contacts),
+		event.RPCSessionActive: decoded(s.sessionActive),
+	} {
+		subject := s.subj.RPC(name)
+		sub, err := nc.QueueSubscribe(subject, s.subj.RPCQueue(), func(m *nats.Msg) { s.dispatch(name, h, m) })
+		if err != nil {
+			for _, sub := range s.subs {
+				_ = sub.Unsubscribe()
+			}
+			return fmt.Errorf("subscribe %s: %w", subject, err)
+		}
+		s.subs = append(s.subs, sub)
+	}
+	return nil
+}
+
+// Stop drains the subscriptions (requests already delivered are still
+// answered) and waits for requests in flight, or until ctx ends.
+func (s *Server) Stop(ctx context.Context) {
+	for _, sub := range s.subs {
+		closed := sub.StatusChanged(nats.SubscriptionClosed)
+		if err := sub.Drain(); err != nil {
+			continue // already closed (e.g. the connection is gone)
+		}
+		select {
+		case <-closed:
+		case <-ctx.Done():
+		}
+	}
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// dispatch runs a request on a worker slot so that one slow store call does
+// not hold up the subject's other requests.
+func (s *Server) dispatch(name event.RPCName, h handler, m *nats.Msg) {
+	if m.Reply == "" {
+		return // a publish, not a request: nobody to answer
+	}
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return
+	}
+	s.inflight.Add(1)
+	s.mu.Unlock()
+	s.slots <- struct{}{}
+	go func() {
+		defer func() { <-s.slots; s.inflight.Done() }()
+		ctx, cancel := context.WithTimeout(context.Background(), event.DefaultRPCTimeout)
+		defer cancel()
+		s.answer(ctx, name, h, m)
+	}()
+}
+
+func (s *Server) answer(ctx context.Context, name event.RPCName, h handler, m *nats.Msg) {
+	var reply []byte
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.WithField("rpc", name).Errorf("panic: %v", r)
+			reply = event.ErrorReply(event.CodeInternal, "internal error", nil)
+		}
+		if err := m.Respond(reply); err != nil {
+			s.log.WithError(err).WithField("rpc", name).Warn("reply not sent")
+		}
+	}()
+	if len(m.Data) > MaxRequestBytes {
+		reply = event.ErrorReply(event.CodePayloadTooLarge, fmt.Sprintf("request over %d bytes", MaxRequestBytes), nil)
+		return
+	}
+	out, err := h(ctx, m.Data)
+	if err != nil {
+		code, msg, details := classify(err)
+		if code == event.CodeInternal || code == event.CodeUnavailable {
+			s.log.WithError(err).WithField("rpc", name).Error("rpc failed")
+		}
+		reply = event.ErrorReply(code, msg, details)
+		return
+	}
+	if reply, err = event.OKReply(out); err != nil {
+		s.log.WithError(err).WithField("rpc", name).Error("encode reply")
+		reply = event.ErrorReply(event.CodeInternal, "internal error", nil)
+	}
+}
+
+// decoded adapts a typed handler: the request is decoded leniently (unknown
+// fields are ignored for rolling deploys), anything else malformed is invalid_input.
+func decoded[Req any](fn func(ctx context.Context, req Req) (any, error)) handler {
+	return func(ctx context.Context, data []byte) (any, error) {
+		var req Req
+		if err := input.Decode(data, &req, input.Lenient); err != nil {
+			return nil, err
+		}
+		return fn(ctx, req)
+	}
+}
+
+// classify is THE mapping from errors to RPC error codes.
+func classify(err error) (code, message string, details map[string]any) {
+	var problems input.Problems
+	switch {
+	case errors.As(err, &problems):
+		return event.CodeInvalidInput, "invalid input", map[string]any{"fields": map[string]string(problems)}
+	case errors.Is(err, input.ErrMalformed):
+		return event.CodeInvalidInput, err.Error(), nil
+	case errors.Is(err, store.ErrNotFound):
+		return event.CodeNotFound, "not found", nil
+	case errors.Is(err, store.ErrForbidden):
+		return event.CodeForbidden, "not allowed", nil
+	case errors.Is(err, store.ErrConflict):
+		return event.CodeConflict, "conflicts with the current state", nil
+	case errors.Is(err, store.ErrInvalid):
+		return event.CodeInvalidInput, "invalid input", nil
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return event.CodeUnavailable, "timed out, retry later", nil
+	default:
+		return event.CodeInternal, "internal error", nil
+	}
+}
+
+// actor checks the fields every call carries.
+func actor(p input.Problems, userID string) {
+	p.Check("user_id", input.ID(userID))
+}
+
+func (s *Server) members(ctx context.Context, req event.MembersRequest) (any, error) {
+	p := input.Problems{}
+	actor(p, req.UserID)
+	p.Check("conversation_id", input.Required(req.ConversationID))
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	ids, err := s.chat.Members(ctx, req.UserID, req.ConversationID)
+	if err != nil {
+		return nil, err
+	}
+	return event.MembersReply{ConversationID: req.ConversationID, MemberIDs: ids}, nil
+}
+
+func (s *Server) send(ctx context.Context, req event.SendMessageRequest) (any, error) {
+	p := input.Problems{}
+	actor(p, req.UserID)
+	p.Check("conversation_id", input.Required(req.ConversationID))
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	m, _, err := s.chat.Send(ctx, req.UserID, req.ConversationID, chat.NewMessage{Body: req.Body, ClientMsgID: req.ClientMsgID})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (s *Server) markRead(ctx context.Context, req event.MarkReadRequest) (any, error) {
+	p := input.Problems{}
+	actor(p, req.UserID)
+	p.Check("conversation_id", input.Required(req.ConversationID))
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	return s.chat.MarkRead(ctx, req.UserID, req.ConversationID, chat.Read{Seq: &req.Seq})
+}
+
+func (s *Server) contacts(ctx context.Context, req event.ContactsRequest) (any, error) {
+	p := input.Problems{}
+	actor(p, req.UserID)
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	ids, err := s.chat.Contacts(ctx, req.UserID)
+	if err != nil {
+		return nil, err
+	}
+	return event.ContactsReply{UserIDs: ids}, nil
+}
+
+func (s *Server) sessionActive(ctx context.Context, req event.SessionRequest) (any, error) {
+	if problem := input.ID(req.SessionID); problem != "" {
+		return nil, input.Problems{"session_id": problem}
+	}
+	active, err := s.sessions.SessionActive(ctx, req.SessionID)
+	if err != nil {
+		return nil, err
+	}
+	return event.SessionReply{Active: active}, nil
+}
