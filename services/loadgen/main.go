@@ -106,7 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if err := bench.Check(rep); err != nil {
 			return fmt.Errorf("smoke failed: %w", err)
 		}
-		fmt.Fprintln(stdout, "smoke: zero loss, zero duplicates")
+		fmt.Fprintf(stdout, "loadgen smoke: zero loss, zero duplicates\nsmoke: %d passed, 0 failed\n", bench.Checks(rep))
 	}
 	return runErr
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/chat5202ol/mop/pkg/auth"
@@ -42,6 +43,7 @@ type Report struct {
 	Systems  map[string]*Result    `json:"systems"`
 	REST     []scenario.RESTResult `json:"rest,omitempty"`
 	Profiles []PprofTop            `json:"pprof,omitempty"`
+	Notes    []string              `json:"notes,omitempty"`
 	Errors   []string              `json:"errors,omitempty"`
 }
 
@@ -106,6 +108,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
 	defer r.stopAll()
+	r.capToFileLimit()
 	r.nats, r.natsURL, err = stack.NATS(ctx, cfg.BinDir, cfg.OutDir)
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
@@ -128,6 +131,31 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r.rep.Finished = time.Now()
 	return r.rep, ctx.Err()
+}
+
+// fdReserve is what the server and the generator need besides sockets
+// (NATS, HTTP clients, files, the session members).
+const fdReserve = 1000
+
+// capToFileLimit lowers the idle count to what RLIMIT_NOFILE allows: every
+// connection costs the server one descriptor and the generator another, and
+// a process that cannot raise its hard limit (no CAP_SYS_RESOURCE) cannot
+// hold more. The cap is written into the report, not hidden.
+func (r *run) capToFileLimit() {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	p := &r.rep.Profile
+	allowed := int(lim.Max) - fdReserve - p.Members
+	if p.IdleConns > allowed {
+		r.rep.Notes = append(r.rep.Notes, fmt.Sprintf(
+			"idle connections capped at %d (profile asks %d): RLIMIT_NOFILE hard limit is %d per process here and cannot be raised (no CAP_SYS_RESOURCE)",
+			allowed, p.IdleConns, lim.Max))
+		r.logf("%s", r.rep.Notes[len(r.rep.Notes)-1])
+		p.IdleConns = allowed
+		r.cfg.Profile.IdleConns = allowed
+	}
 }
 
 func contains(s []string, v string) bool {
@@ -198,31 +226,35 @@ func (r *run) startWS(ctx context.Context) (*stack.Proc, string, error) {
 func (r *run) runMop(ctx context.Context) {
 	res := &Result{}
 	r.rep.Systems["mop"] = res
+	// api-rest runs during idle too: api-ws asks it for contacts over NATS
+	// on every connect and disconnect (presence), which is part of the cost.
 	rest, err := r.startRest(ctx, "api-rest", filepath.Join(r.cfg.OutDir, "mop.db"))
 	if err != nil {
 		r.fail("mop: api-rest", err)
 		return
 	}
+	defer rest.Stop()
 	ws, pprofAddr, err := r.startWS(ctx)
 	if err != nil {
 		r.fail("mop: api-ws", err)
 		return
 	}
-	sys := target.NewMop(target.MopOptions{RESTURL: "http://" + rest.Addr, WSURL: "http://" + ws.Addr,
-		Parallel: 16, Minter: r.minter})
-	env := &scenario.Env{Sys: sys, Server: ws, MetricsURL: "http://" + ws.Addr + "/metrics",
-		Sources: swarm.Sources(r.cfg.Profile.Sources), Log: r.cfg.Log,
-		Kill: ws.Kill, Restart: ws.Restart}
-	var heap func(ctx context.Context)
+	defer ws.Stop()
+	env := &scenario.Env{Server: ws, MetricsURL: "http://" + ws.Addr + "/metrics",
+		Sources: swarm.Sources(r.cfg.Profile.Sources), Log: r.cfg.Log, Kill: ws.Kill, Restart: ws.Restart,
+		Sys: target.NewMop(target.MopOptions{RESTURL: "http://" + rest.Addr, WSURL: "http://" + ws.Addr,
+			Parallel: 16, Minter: r.minter})}
+	var atPeak func(context.Context)
+	var duringRamp func(context.Context, time.Duration)
 	if pprofAddr != "" {
-		heap = func(ctx context.Context) { r.pprof(ctx, pprofAddr, "heap", "heap-idle", 0) }
-	}
-	r.scenarios(ctx, env, res, heap, func(ctx context.Context, d time.Duration) {
-		if pprofAddr != "" {
-			r.pprof(ctx, pprofAddr, "profile", "cpu-fanout", d)
+		atPeak = func(ctx context.Context) {
+			r.pprof(ctx, pprofAddr, "heap", "heap-idle", 0)
+			r.pprof(ctx, pprofAddr, "goroutine", "goroutines-idle", 0)
 		}
-	})
-	ws.Stop()
+		duringRamp = func(ctx context.Context, d time.Duration) { r.pprof(ctx, pprofAddr, "profile", "cpu-fanout", d) }
+	}
+	r.idle(ctx, env, res, atPeak)
+	r.fanouts(ctx, env, res, duringRamp)
 }
 
 func (r *run) runNode(ctx context.Context) {
@@ -248,27 +280,31 @@ func (r *run) runNode(ctx context.Context) {
 	}
 	env := &scenario.Env{Sys: target.NewNode("http://"+addr, r.minter), Server: p,
 		Sources: swarm.Sources(r.cfg.Profile.Sources), Log: r.cfg.Log}
-	r.scenarios(ctx, env, res, nil, nil)
+	r.idle(ctx, env, res, nil)
+	r.fanouts(ctx, env, res, nil)
 	p.Stop()
 }
 
-// scenarios runs the per-system part of the profile in the order that keeps
-// later scenarios meaningful: idle (own connections), then one session for
-// burst, fan-out and the ramp, the reconnect storm, and overload last (it
-// may disconnect slow members).
-func (r *run) scenarios(ctx context.Context, env *scenario.Env, res *Result,
-	atIdlePeak func(context.Context), duringRamp func(context.Context, time.Duration)) {
+// idle holds the profile's idle connections (their own, closed after).
+func (r *run) idle(ctx context.Context, env *scenario.Env, res *Result, atPeak func(context.Context)) {
+	p := r.cfg.Profile
+	if p.IdleConns <= 0 || ctx.Err() != nil {
+		return
+	}
+	ir, err := scenario.Idle(ctx, env, scenario.IdleOptions{Conns: p.IdleConns, Steps: p.IdleSteps,
+		Settle: 2 * time.Second, AtPeak: atPeak})
+	if err != nil {
+		r.fail(env.Sys.Name()+": idle", err)
+	}
+	res.Idle = &ir
+	sleepCtx(ctx, 3*time.Second) // let the server reclaim the idle sockets
+}
+
+// fanouts runs one session for burst, fan-out and the ramp, then the
+// reconnect storm, and overload last (it may disconnect slow members).
+func (r *run) fanouts(ctx context.Context, env *scenario.Env, res *Result, duringRamp func(context.Context, time.Duration)) {
 	p := r.cfg.Profile
 	name := env.Sys.Name()
-	if p.IdleConns > 0 {
-		ir, err := scenario.Idle(ctx, env, scenario.IdleOptions{Conns: p.IdleConns, Steps: p.IdleSteps,
-			Settle: 2 * time.Second, AtPeak: atIdlePeak})
-		if err != nil {
-			r.fail(name+": idle", err)
-		}
-		res.Idle = &ir
-		sleepCtx(ctx, 3*time.Second) // let the server reclaim the idle sockets
-	}
 	if p.Members <= 0 || ctx.Err() != nil {
 		return
 	}

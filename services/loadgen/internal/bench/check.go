@@ -34,3 +34,16 @@ func Check(r *Report) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Checks is how many scenario results Check looked at.
+func Checks(r *Report) int {
+	n := 0
+	for _, res := range r.Systems {
+		for _, ran := range []bool{res.Fanout != nil, res.Burst != nil, res.Storm != nil} {
+			if ran {
+				n++
+			}
+		}
+	}
+	return n
+}

@@ -206,6 +206,12 @@ func Markdown(r *bench.Report, plots []string) string {
 	for _, p := range r.Profiles {
 		fmt.Fprintf(&b, "\n<details><summary>pprof %s (%s)</summary>\n\n```\n%s```\n</details>\n", p.Name, p.File, head(p.Top, 30))
 	}
+	if len(r.Notes) > 0 {
+		b.WriteString("\nNotes:\n\n")
+		for _, n := range r.Notes {
+			fmt.Fprintf(&b, "- %s\n", n)
+		}
+	}
 	if len(r.Errors) > 0 {
 		b.WriteString("\nErrors during the run:\n\n")
 		for _, e := range r.Errors {
