@@ -344,3 +344,7 @@ func (c *sessionCache) set(id string, active bool) {
 	}
 	c.m[id] = cached{until: now.Add(c.ttl), active: active}
 }
+
+// Forget drops a session revoked elsewhere (another instance, or the store's
+// refresh-reuse detection) from the cache at once.
+func (s *Service) Forget(sessionID string) { s.cache.forget(sessionID) }
