@@ -38,6 +38,7 @@ export class Realtime extends EventTarget {
   #kicks = 0; // server-side disconnects in a row, for backoff
   #kickTimer = 0;
   #connectedAt = 0;
+  connects = 0; // handshakes that succeeded (shown nowhere; tests and debugging read it)
 
   constructor(wsBase, session) {
     super();
@@ -65,6 +66,7 @@ export class Realtime extends EventTarget {
       this.#everConnected = true;
       this.#authRetried = false;
       this.#connectedAt = Date.now();
+      this.connects++;
       this.#updateState();
       this.#emit('connect', { first });
     });
@@ -72,6 +74,7 @@ export class Realtime extends EventTarget {
     socket.on('connect_error', (err) => this.#onConnectError(err));
     socket.io.on('reconnect_attempt', () => this.#updateState());
     for (const name of SERVER_EVENTS) socket.on(name, (data) => this.#emit(name, data));
+    socket.on('session.revoked', (data) => this.#onRevoked(data));
     this.#updateState();
   }
 
@@ -175,6 +178,14 @@ export class Realtime extends EventTarget {
     }
     this.#socket?.connect();
     this.#updateState();
+  }
+
+  // session.revoked names the revoked session; other sessions (devices) of the same user
+  // are told too and must carry on.
+  #onRevoked(data) {
+    const mine = this.#session.sessionId;
+    if (data?.session_id && mine && data.session_id !== mine) return;
+    this.#session.end(data?.reason === 'refresh_reuse' ? 'refresh_reused' : 'session_revoked');
   }
 
   #onBrowserOffline() {

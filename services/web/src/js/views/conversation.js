@@ -127,8 +127,11 @@ export class ConversationView {
 
   #bubble({ own, body, time, status, error, sender, messageId, seq, clientMsgId, edited, deleted }) {
     const statusText = { pending: 'Sending…', sent: 'Sent', seen: 'Seen', failed: 'Failed' }[status];
+    const actions = own && messageId && !deleted;
     return h('li', {
       class: `msg ${own ? 'own' : 'theirs'}${deleted ? ' deleted' : ''}${status === 'failed' ? ' failed' : ''}`,
+      // Own messages take focus (a tap on a phone) to reveal their actions.
+      tabindex: actions ? '0' : null,
       'data-testid': 'message',
       dataset: { seq: seq ?? '', status: status ?? '', messageId: messageId ?? '', clientMsgId: clientMsgId ?? '' },
     },
@@ -138,12 +141,12 @@ export class ConversationView {
       h('div', { class: 'meta' },
         edited && !deleted ? h('span', { class: 'edited' }, 'edited') : null,
         h('time', { datetime: time }, clockTime(time)),
-        statusText ? h('span', { class: `status status-${status}`, 'data-testid': 'message-status' }, statusText) : null)),
+        statusText && !deleted ? h('span', { class: `status status-${status}`, 'data-testid': 'message-status' }, statusText) : null)),
     status === 'failed' ? h('div', { class: 'msg-actions visible' },
       h('span', { class: 'error' }, errorText(error)),
       h('button', { type: 'button', class: 'link', dataset: { action: 'retry' } }, 'Retry'),
       h('button', { type: 'button', class: 'link', dataset: { action: 'discard' } }, 'Discard')) : null,
-    own && messageId && !deleted ? h('div', { class: 'msg-actions' },
+    actions ? h('div', { class: 'msg-actions' },
       h('button', { type: 'button', class: 'link', dataset: { action: 'edit' }, 'aria-label': 'Edit message' }, 'Edit'),
       h('button', { type: 'button', class: 'link', dataset: { action: 'delete' }, 'aria-label': 'Delete message' }, 'Delete')) : null);
   }

@@ -1,0 +1,229 @@
+// Browser tests of the web client against the real stack (api-rest, api-ws, NATS) that
+// run.sh starts: two people in two browser contexts, desktop (www.) and phone (app.).
+// The steps share one story and run in order.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import {
+  DESKTOP, PHONE, bodies, launch, loginInUi, message, messages, newPage,
+  registerInUi, rest, screenshot, sendInUi, serveDist, sessionOf, uniqueName, waitForAttr,
+  waitForCount, waitForText,
+} from './helpers.mjs';
+
+describe('web client', () => {
+  let server, browser;
+  let alice, bob; // desktop pages
+  const A = { username: uniqueName('alice'), name: 'Alice Liddell' };
+  const B = { username: uniqueName('bob'), name: 'Bob Builder' };
+
+  before(async () => {
+    server = await serveDist();
+    browser = await launch();
+    alice = await newPage(browser, DESKTOP);
+    bob = await newPage(browser, DESKTOP);
+  });
+
+  after(async () => {
+    await browser?.close();
+    server?.close();
+  });
+
+  it('two people register and chat both ways, with read receipt and typing indicator', async () => {
+    await registerInUi(alice, A.username, A.name);
+    await registerInUi(bob, B.username, B.name);
+
+    // Alice finds Bob and starts a direct conversation.
+    await alice.getByRole('button', { name: 'New conversation' }).click();
+    await alice.getByLabel('Find people').fill(B.username.slice(0, 6));
+    await alice.getByRole('option', { name: new RegExp(B.name) }).click();
+    await alice.getByRole('button', { name: 'Start chat' }).click();
+    await waitForText(alice.getByRole('heading', { level: 2 }), B.name);
+
+    await sendInUi(alice, 'Hi Bob!');
+    await waitForText(message(alice, 'Hi Bob!').getByTestId('message-status'), 'Sent');
+
+    // Bob sees the conversation with an unread count and the last message.
+    const bobItem = bob.getByTestId('conversation-item').filter({ hasText: A.name });
+    await waitForText(bobItem.getByTestId('unread-count'), '1');
+    await bobItem.getByText('Hi Bob!').waitFor();
+    await screenshot(bob, 'desktop-unread');
+
+    // Bob opens it: the message is there and Alice sees it was read.
+    await bobItem.click();
+    await message(bob, 'Hi Bob!').waitFor();
+    await waitForCount(bobItem.getByTestId('unread-count'), 0);
+    await waitForText(message(alice, 'Hi Bob!').getByTestId('message-status'), 'Seen');
+
+    // Bob types: Alice sees the indicator; it goes away when his message arrives.
+    await bob.getByLabel('Message', { exact: true }).pressSequentially('Hello Al', { delay: 20 });
+    await waitForText(alice.getByTestId('typing-indicator'), `${B.name} is typing…`);
+    await screenshot(alice, 'desktop-typing');
+    await bob.getByLabel('Message', { exact: true }).pressSequentially('ice!');
+    await bob.getByLabel('Message', { exact: true }).press('Enter');
+    await message(alice, 'Hello Alice!').waitFor();
+    await waitForText(alice.getByTestId('typing-indicator'), '');
+    await waitForText(message(bob, 'Hello Alice!').getByTestId('message-status'), 'Seen');
+
+    // Presence: each sees the other online. Desktop shows list and conversation together.
+    await waitForAttr(alice.getByTestId('presence-dot'), 'data-online', 'true');
+    await waitForText(alice.getByTestId('conversation-subtitle'), 'online');
+    assert.ok(await alice.getByRole('complementary', { name: 'Conversations' }).isVisible());
+    assert.ok(await alice.getByRole('log', { name: 'Messages' }).isVisible());
+    assert.deepEqual(await bodies(alice), ['Hi Bob!', 'Hello Alice!']);
+    assert.deepEqual(await bodies(bob), ['Hi Bob!', 'Hello Alice!']);
+    await screenshot(alice, 'desktop-chat');
+  });
+
+  it('a person who was offline gets every missed message exactly once', async () => {
+    const before = await messages(alice).count();
+    await alice.context().setOffline(true);
+    await waitForText(alice.getByTestId('connection-state'), 'Offline');
+
+    for (const text of ['missed one', 'missed two', 'missed three']) {
+      await sendInUi(bob, text);
+      await waitForText(message(bob, text).getByTestId('message-status'), 'Sent');
+    }
+    // Nothing reached Alice while she was away.
+    assert.equal(await message(alice, 'missed one').count(), 0);
+    await screenshot(alice, 'desktop-offline');
+
+    await alice.context().setOffline(false);
+    await waitForText(alice.getByTestId('connection-state'), 'Connected');
+    for (const text of ['missed one', 'missed two', 'missed three']) await message(alice, text).waitFor();
+    // A live message after the recovery: by the time it shows, any duplicate would too.
+    await sendInUi(bob, 'welcome back');
+    await message(alice, 'welcome back').waitFor();
+    assert.equal(await messages(alice).count(), before + 4);
+    assert.deepEqual(await bodies(alice), await bodies(bob));
+    for (const text of ['missed one', 'missed two', 'missed three']) assert.equal(await message(alice, text).count(), 1);
+    await waitForText(message(bob, 'welcome back').getByTestId('message-status'), 'Seen');
+  });
+
+  it('sends over REST while the socket is down, and a retry after a lost answer stores one message', async () => {
+    // Keep Bob's socket from coming back, then drop it.
+    const ctx = bob.context();
+    let blocked = true;
+    await ctx.routeWebSocket(/\/socket\.io\//, (ws) => (blocked ? ws.close() : ws.connectToServer()));
+    await ctx.route(/\/socket\.io\//, (route) => (blocked ? route.abort() : route.fallback()));
+    await bob.evaluate(() => window.mop.realtime.dropTransport());
+    await waitForText(bob.getByTestId('connection-state'), 'Reconnecting…');
+
+    await sendInUi(bob, 'sent over REST');
+    await waitForText(message(bob, 'sent over REST').getByTestId('message-status'), 'Sent');
+    await message(alice, 'sent over REST').waitFor();
+
+    // The server stores the message but its answer never reaches Bob.
+    let lost = 0;
+    await ctx.route(/\/conversations\/[^/]+\/messages$/, async (route) => {
+      if (route.request().method() !== 'POST' || lost++ > 0) return route.fallback();
+      await route.fetch(); // reaches api-rest
+      await route.abort('connectionreset'); // ...the answer is lost
+    });
+    await sendInUi(bob, 'answer lost');
+    const failed = message(bob, 'answer lost');
+    await waitForText(failed.getByTestId('message-status'), 'Failed');
+    await screenshot(bob, 'desktop-failed');
+    await failed.getByRole('button', { name: 'Retry' }).click();
+    await waitForText(message(bob, 'answer lost').getByTestId('message-status'), /^(Sent|Seen)$/);
+    await message(alice, 'answer lost').waitFor();
+    assert.equal(lost, 2);
+    assert.equal(await message(alice, 'answer lost').count(), 1);
+    assert.equal(await message(bob, 'answer lost').count(), 1);
+
+    blocked = false;
+    await bob.evaluate(() => window.mop.realtime.reconnectNow());
+    await waitForText(bob.getByTestId('connection-state'), 'Connected');
+    assert.deepEqual(await bodies(alice), await bodies(bob));
+  });
+
+  it('edits and deletes own messages, live for the other person', async () => {
+    const mine = message(alice, 'Hi Bob!');
+    await mine.hover();
+    await mine.getByRole('button', { name: 'Edit message' }).click();
+    const box = alice.getByLabel('Message', { exact: true });
+    await box.fill('Hi Bob, edited');
+    await box.press('Enter');
+    const edited = message(bob, 'Hi Bob, edited');
+    await edited.getByText('edited', { exact: true }).waitFor();
+
+    // Only the sender gets the actions.
+    assert.equal(await message(alice, 'welcome back').getByRole('button', { name: 'Delete message' }).count(), 0);
+    const own = message(bob, 'welcome back');
+    await own.hover();
+    await own.getByRole('button', { name: 'Delete message' }).click();
+    await waitForCount(message(alice, 'welcome back'), 0);
+    await message(alice, 'Message deleted').waitFor();
+  });
+
+  it('renders the single-pane app layout on a phone', async () => {
+    const phone = await newPage(browser, PHONE);
+    await loginInUi(phone, B.username);
+    const list = phone.getByRole('complementary', { name: 'Conversations' });
+    const log = phone.getByRole('log', { name: 'Messages' });
+    assert.ok(await list.isVisible());
+    assert.equal(await log.isVisible(), false);
+    await screenshot(phone, 'phone-list');
+
+    await phone.getByTestId('conversation-item').filter({ hasText: A.name }).tap();
+    await message(phone, 'Hello Alice!').waitFor();
+    assert.equal(await list.isVisible(), false);
+    assert.ok(await log.isVisible());
+    const box = await phone.getByLabel('Message', { exact: true }).boundingBox();
+    assert.ok(box.y + box.height <= 844 && box.width < 390, `composer inside the phone viewport: ${JSON.stringify(box)}`);
+    await sendInUi(phone, 'from my phone');
+    await message(alice, 'from my phone').waitFor();
+    await screenshot(phone, 'phone-chat');
+
+    await phone.getByRole('button', { name: 'Back to conversations' }).tap();
+    await list.waitFor();
+    assert.equal(await log.isVisible(), false);
+
+    // Logging out ends the session: login page, no tokens kept.
+    await phone.getByRole('button', { name: 'Log out' }).tap();
+    await phone.getByRole('button', { name: 'Sign in' }).waitFor();
+    await waitForText(phone.getByRole('alert').filter({ hasText: 'signed out' }), 'You have signed out.');
+    assert.equal(await sessionOf(phone), null);
+    await phone.context().close();
+  });
+
+  it('scrolls back through history with before_seq', async () => {
+    // Carol (made over REST by the test) writes 70 messages to Alice.
+    const carol = await rest('POST', '/auth/register', { body: { username: uniqueName('carol'), password: 'carol password', display_name: 'Carol' } });
+    const conv = await rest('POST', '/conversations', { token: carol.access_token, body: { type: 'direct', member_ids: [(await sessionOf(alice)).user.id] } });
+    for (let i = 1; i <= 70; i++) {
+      await rest('POST', `/conversations/${conv.id}/messages`, { token: carol.access_token, body: { body: `history ${i}`, client_msg_id: `h-${i}` } });
+    }
+    const item = alice.getByTestId('conversation-item').filter({ hasText: 'Carol' });
+    await waitForText(item.getByTestId('unread-count'), '70');
+    await item.click();
+    await message(alice, 'history 70').waitFor();
+    assert.equal(await message(alice, 'history 1').count(), 0); // only the latest page
+    await alice.getByRole('log', { name: 'Messages' }).evaluate((el) => { el.parentElement.scrollTop = 0; });
+    await message(alice, 'history 1').waitFor();
+    await alice.getByText('Start of the conversation').waitFor();
+    const got = await bodies(alice);
+    assert.deepEqual(got, Array.from({ length: 70 }, (_, i) => `history ${i + 1}`));
+  });
+
+  it('keeps the socket across access-token refreshes', async () => {
+    // ACCESS_TOKEN_TTL is short in this stack: the page must refresh on REST and tell the
+    // socket (auth.refresh) before the first token runs out, without reconnecting.
+    const start = await alice.evaluate(() => ({ exp: window.mop.session.expiresAt, connects: window.mop.realtime.connects }));
+    await alice.waitForFunction((exp) => window.mop.session.expiresAt > exp, start.exp, { timeout: 120_000 });
+    // Past the first token's expiry (api-ws would have closed a socket still on it).
+    await alice.waitForFunction((exp) => Date.now() > exp + 3000, start.exp, { timeout: 120_000, polling: 500 });
+    await sendInUi(alice, 'still here');
+    await waitForText(message(alice, 'still here').getByTestId('message-status'), /^(Sent|Seen)$/);
+    assert.equal(await alice.evaluate(() => window.mop.realtime.connects), start.connects);
+    await waitForText(alice.getByTestId('connection-state'), 'Connected');
+  });
+
+  it('a revoked session lands on the login page with a message', async () => {
+    const { access_token: token } = await sessionOf(bob);
+    await rest('POST', '/auth/logout', { token }); // as if from elsewhere
+    await bob.getByRole('button', { name: 'Sign in' }).waitFor();
+    await bob.getByRole('alert').filter({ hasText: 'Your session has ended' }).waitFor();
+    assert.equal(await sessionOf(bob), null);
+    await screenshot(bob, 'desktop-revoked');
+  });
+});

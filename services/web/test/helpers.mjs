@@ -1,0 +1,193 @@
+// Shared pieces of the browser tests: the static server for dist/, Debian's Chromium via
+// playwright-core, REST calls made by the test itself, and small auto-waiting assertions
+// (playwright-core has no `expect`: these poll a condition until a deadline).
+
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createReadStream, mkdirSync, statSync } from 'node:fs';
+import http from 'node:http';
+import { dirname, extname, join, normalize, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+function need(name) {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set (run the suite with services/web/test/run.sh)`);
+  return v;
+}
+
+export const env = {
+  api: need('MOP_WEB_TEST_API'), // http://127.0.0.1:<api-rest port>
+  ws: need('MOP_WEB_TEST_WS'), // http://127.0.0.1:<api-ws port>
+  webPort: Number(need('MOP_WEB_TEST_PORT')), // the origin api-rest and api-ws allow
+  dist: process.env.MOP_WEB_TEST_DIST ?? resolve(here, '..', 'dist'),
+  artifacts: process.env.MOP_WEB_TEST_ARTIFACTS ?? resolve(here, 'artifacts'),
+  chromium: process.env.CHROMIUM ?? '/usr/bin/chromium',
+};
+export const webUrl = `http://127.0.0.1:${env.webPort}/`;
+export const PASSWORD = 'correct horse battery';
+export const TIMEOUT = 15_000;
+
+const TYPES = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8', '.map': 'application/json', '.png': 'image/png', '.svg': 'image/svg+xml',
+};
+
+// serveDist serves the built client like `make run` and nginx do: files from dist/, and
+// /config.js answered by the server itself (pointing at the test stack's ports).
+export function serveDist() {
+  const configJs = `window.MOP_CONFIG = ${JSON.stringify({ apiBase: env.api, wsBase: env.ws, testHooks: true })};\n`;
+  const server = http.createServer((req, res) => {
+    const path = new URL(req.url, 'http://x').pathname;
+    if (path === '/config.js') {
+      res.writeHead(200, { 'Content-Type': TYPES['.js'], 'Cache-Control': 'no-store' });
+      return res.end(configJs);
+    }
+    const file = normalize(join(env.dist, path === '/' ? 'index.html' : decodeURIComponent(path)));
+    if (!file.startsWith(env.dist) || !isFile(file)) {
+      res.writeHead(404, { 'Content-Type': 'text/plain' });
+      return res.end('not found');
+    }
+    res.writeHead(200, { 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream' });
+    createReadStream(file).pipe(res);
+  });
+  return new Promise((ok, fail) => {
+    server.once('error', fail);
+    server.listen(env.webPort, '127.0.0.1', () => ok(server));
+  });
+}
+
+function isFile(p) {
+  try {
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
+}
+
+export function launch() {
+  return chromium.launch({
+    executablePath: env.chromium,
+    headless: true,
+    // Without the background-networking flags Chromium's own connections get refused here.
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+export const DESKTOP = { viewport: { width: 1280, height: 800 } };
+export const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
+
+// newPage opens a page in a fresh browser context (its own storage: another person).
+export async function newPage(browser, options = DESKTOP) {
+  const context = await browser.newContext(options);
+  const page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  page.on('pageerror', (err) => console.error(`[page error] ${err.message}`));
+  page.on('console', (msg) => { if (msg.type() === 'error') console.error(`[console] ${msg.text()}`); });
+  return page;
+}
+
+export function uniqueName(prefix) {
+  return `${prefix}_${randomBytes(3).toString('hex')}`;
+}
+
+// ---- UI steps -------------------------------------------------------------------------
+
+export async function registerInUi(page, username, displayName) {
+  await page.goto(webUrl);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Display name').fill(displayName);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await waitForText(page.getByTestId('connection-state'), 'Connected');
+}
+
+export async function loginInUi(page, username) {
+  await page.goto(webUrl);
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await waitForText(page.getByTestId('connection-state'), 'Connected');
+}
+
+export async function sendInUi(page, text) {
+  const box = page.getByLabel('Message', { exact: true });
+  await box.fill(text);
+  await box.press('Enter');
+}
+
+// messages: the message items of the open conversation; withText: the ones whose body
+// is exactly `text`.
+export function messages(page) {
+  return page.getByRole('log', { name: 'Messages' }).getByTestId('message');
+}
+
+export function message(page, text) {
+  return messages(page).filter({ has: page.getByTestId('message-body').getByText(text, { exact: true }) });
+}
+
+export async function bodies(page) {
+  return messages(page).getByTestId('message-body').allTextContents();
+}
+
+export async function screenshot(page, name) {
+  mkdirSync(env.artifacts, { recursive: true });
+  const path = join(env.artifacts, `${name}.png`);
+  await page.screenshot({ path });
+  console.log(`screenshot: ${path}`);
+  return path;
+}
+
+// ---- waiting assertions -----------------------------------------------------------------
+
+// eventually retries an assertion until it passes or the deadline passes (then rethrows).
+export async function eventually(fn, { timeout = TIMEOUT, interval = 50 } = {}) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+    }
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+// waitForText: the element's text is `expected` (a string), or matches it (a RegExp).
+export async function waitForText(locator, expected, timeout = TIMEOUT) {
+  await eventually(async () => {
+    const text = (await locator.textContent({ timeout }))?.trim();
+    if (expected instanceof RegExp) assert.match(text, expected);
+    else assert.equal(text, expected);
+  }, { timeout });
+}
+
+export async function waitForCount(locator, n, timeout = TIMEOUT) {
+  await eventually(async () => assert.equal(await locator.count(), n), { timeout });
+}
+
+export async function waitForAttr(locator, name, value, timeout = TIMEOUT) {
+  await eventually(async () => assert.equal(await locator.getAttribute(name), value), { timeout });
+}
+
+// ---- the test's own REST client ------------------------------------------------------------
+
+export async function rest(method, path, { token, body } = {}) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const res = await fetch(`${env.api}/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!res.ok) throw Object.assign(new Error(`${method} ${path}: ${res.status} ${text}`), { status: res.status, data });
+  return data;
+}
+
+// sessionOf reads the tokens the page keeps in localStorage.
+export function sessionOf(page) {
+  return page.evaluate(() => JSON.parse(localStorage.getItem('mop.session')));
+}
