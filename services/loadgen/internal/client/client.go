@@ -175,6 +175,9 @@ func (c *Conn) Run(h Handler) error {
 		if cap(frame) <= 1<<16 { // keep the pool's buffers small
 			bufPool.Put(bp)
 		}
+		if errors.Is(err, net.ErrClosed) {
+			return nil // Close raced with a pong
+		}
 		if err != nil || stop {
 			return err
 		}

@@ -146,11 +146,11 @@ func (s *Swarm) loop(i int, firstDone func(error)) {
 		ctx, cancel := context.WithTimeout(s.ctx, s.opts.DialTimeout)
 		c, err := s.dialer(i).Dial(ctx, s.tokens[i])
 		cancel()
-		if firstDone != nil {
-			firstDone(err)
-			firstDone = nil
-		}
 		if err != nil {
+			if firstDone != nil {
+				firstDone(err)
+				firstDone = nil
+			}
 			s.dialFails.Add(1)
 			s.lastErr.Store(err.Error())
 			if !s.opts.Reconnect || s.ctx.Err() != nil {
@@ -164,6 +164,14 @@ func (s *Swarm) loop(i int, firstDone func(error)) {
 		}
 		attempt = 0
 		s.mu.Lock()
+		if s.ctx.Err() != nil { // Close already swept the connections
+			s.mu.Unlock()
+			_ = c.Close()
+			if firstDone != nil {
+				firstDone(s.ctx.Err())
+			}
+			return
+		}
 		s.conns[i] = c
 		s.mu.Unlock()
 		if reconnect {
@@ -176,6 +184,10 @@ func (s *Swarm) loop(i int, firstDone func(error)) {
 			s.allMu.Lock()
 			close(s.connectAll)
 			s.allMu.Unlock()
+		}
+		if firstDone != nil {
+			firstDone(nil)
+			firstDone = nil
 		}
 		err = c.Run(func(name, payload []byte, at time.Duration) { s.member.Handle(i, name, payload, at) })
 		s.connected.Add(-1)
