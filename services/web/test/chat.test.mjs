@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
-  DESKTOP, PHONE, bodies, launch, loginInUi, message, messages, newPage,
+  DESKTOP, PHONE, bodies, conversation, launch, loginInUi, message, messages, newPage,
   registerInUi, rest, screenshot, sendInUi, serveDist, sessionOf, uniqueName, waitForAttr,
-  waitForCount, waitForText,
+  waitForCount, waitForText, webUrl,
 } from './helpers.mjs';
 
 describe('web client', () => {
@@ -15,12 +15,14 @@ describe('web client', () => {
   let alice, bob; // desktop pages
   const A = { username: uniqueName('alice'), name: 'Alice Liddell' };
   const B = { username: uniqueName('bob'), name: 'Bob Builder' };
+  let carol; // AuthResult of a third person, who uses the API directly
 
   before(async () => {
     server = await serveDist();
     browser = await launch();
     alice = await newPage(browser, DESKTOP);
     bob = await newPage(browser, DESKTOP);
+    carol = await rest('POST', '/auth/register', { body: { username: uniqueName('carol'), password: 'carol password', display_name: 'Carol Chen' } });
   });
 
   after(async () => {
@@ -29,6 +31,9 @@ describe('web client', () => {
   });
 
   it('two people register and chat both ways, with read receipt and typing indicator', async () => {
+    await alice.goto(webUrl);
+    await alice.getByRole('button', { name: 'Sign in' }).waitFor();
+    await screenshot(alice, 'desktop-login');
     await registerInUi(alice, A.username, A.name);
     await registerInUi(bob, B.username, B.name);
 
@@ -36,6 +41,7 @@ describe('web client', () => {
     await alice.getByRole('button', { name: 'New conversation' }).click();
     await alice.getByLabel('Find people').fill(B.username.slice(0, 6));
     await alice.getByRole('option', { name: new RegExp(B.name) }).click();
+    await screenshot(alice, 'desktop-new-conversation');
     await alice.getByRole('button', { name: 'Start chat' }).click();
     await waitForText(alice.getByRole('heading', { level: 2 }), B.name);
 
@@ -43,7 +49,7 @@ describe('web client', () => {
     await waitForText(message(alice, 'Hi Bob!').getByTestId('message-status'), 'Sent');
 
     // Bob sees the conversation with an unread count and the last message.
-    const bobItem = bob.getByTestId('conversation-item').filter({ hasText: A.name });
+    const bobItem = conversation(bob, A.name);
     await waitForText(bobItem.getByTestId('unread-count'), '1');
     await bobItem.getByText('Hi Bob!').waitFor();
     await screenshot(bob, 'desktop-unread');
@@ -69,6 +75,7 @@ describe('web client', () => {
     await waitForText(alice.getByTestId('conversation-subtitle'), 'online');
     assert.ok(await alice.getByRole('complementary', { name: 'Conversations' }).isVisible());
     assert.ok(await alice.getByRole('log', { name: 'Messages' }).isVisible());
+    assert.equal(await alice.getByRole('button', { name: 'Back to conversations' }).isVisible(), false);
     assert.deepEqual(await bodies(alice), ['Hi Bob!', 'Hello Alice!']);
     assert.deepEqual(await bodies(bob), ['Hi Bob!', 'Hello Alice!']);
     await screenshot(alice, 'desktop-chat');
@@ -155,6 +162,30 @@ describe('web client', () => {
     await message(alice, 'Message deleted').waitFor();
   });
 
+  it('starts a group conversation', async () => {
+    await alice.getByRole('button', { name: 'New conversation' }).click();
+    const find = alice.getByLabel('Find people');
+    await find.fill(B.username);
+    await alice.getByRole('option', { name: new RegExp(B.name) }).click();
+    await find.fill(carol.user.username);
+    await alice.getByRole('option', { name: /Carol Chen/ }).click();
+    await alice.getByLabel('Group name').fill('Team');
+    await alice.getByRole('button', { name: 'Create group' }).click();
+    await waitForText(alice.getByRole('heading', { level: 2 }), 'Team');
+    await waitForText(alice.getByTestId('conversation-subtitle'), '3 members');
+
+    // Bob hears of the group live and answers; Alice sees who wrote it.
+    const group = conversation(bob, 'Team');
+    await group.click();
+    await sendInUi(bob, 'hello team');
+    await message(alice, 'hello team').getByText(B.name, { exact: true }).waitFor();
+    await waitForText(message(bob, 'hello team').getByTestId('message-status'), 'Seen by 1');
+    await screenshot(alice, 'desktop-group');
+    await conversation(alice, B.name).click();
+    await conversation(bob, A.name).click();
+    await message(alice, 'Hello Alice!').waitFor();
+  });
+
   it('renders the single-pane app layout on a phone', async () => {
     const phone = await newPage(browser, PHONE);
     await loginInUi(phone, B.username);
@@ -164,7 +195,7 @@ describe('web client', () => {
     assert.equal(await log.isVisible(), false);
     await screenshot(phone, 'phone-list');
 
-    await phone.getByTestId('conversation-item').filter({ hasText: A.name }).tap();
+    await conversation(phone, A.name).tap();
     await message(phone, 'Hello Alice!').waitFor();
     assert.equal(await list.isVisible(), false);
     assert.ok(await log.isVisible());
@@ -187,13 +218,12 @@ describe('web client', () => {
   });
 
   it('scrolls back through history with before_seq', async () => {
-    // Carol (made over REST by the test) writes 70 messages to Alice.
-    const carol = await rest('POST', '/auth/register', { body: { username: uniqueName('carol'), password: 'carol password', display_name: 'Carol' } });
+    // Carol writes 70 messages to Alice.
     const conv = await rest('POST', '/conversations', { token: carol.access_token, body: { type: 'direct', member_ids: [(await sessionOf(alice)).user.id] } });
     for (let i = 1; i <= 70; i++) {
       await rest('POST', `/conversations/${conv.id}/messages`, { token: carol.access_token, body: { body: `history ${i}`, client_msg_id: `h-${i}` } });
     }
-    const item = alice.getByTestId('conversation-item').filter({ hasText: 'Carol' });
+    const item = conversation(alice, 'Carol Chen');
     await waitForText(item.getByTestId('unread-count'), '70');
     await item.click();
     await message(alice, 'history 70').waitFor();

@@ -120,8 +120,13 @@ export async function sendInUi(page, text) {
   await box.press('Enter');
 }
 
-// messages: the message items of the open conversation; withText: the ones whose body
-// is exactly `text`.
+// conversation: the list item of the conversation titled exactly `title`.
+export function conversation(page, title) {
+  return page.getByTestId('conversation-item').filter({ has: page.getByText(title, { exact: true }) });
+}
+
+// messages: the message items of the open conversation; message(page, text): the ones
+// whose body is exactly `text`.
 export function messages(page) {
   return page.getByRole('log', { name: 'Messages' }).getByTestId('message');
 }

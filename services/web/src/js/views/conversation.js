@@ -115,18 +115,20 @@ export class ConversationView {
       }
       const m = it.m;
       const own = m.sender_id === chat.me.id;
-      const status = own ? (chat.seenBy(c, m.seq).length ? 'seen' : 'sent') : null;
+      const seen = own ? chat.seenBy(c, m.seq).length : 0;
+      const status = own ? (seen ? 'seen' : 'sent') : null;
       const sender = group && !own ? chat.senderName(c, m.sender_id) : null;
-      const sig = JSON.stringify(['s', m.id, m.body, m.edited_at, m.deleted_at, status, sender]);
+      const sig = JSON.stringify(['s', m.id, m.body, m.edited_at, m.deleted_at, seen, sender]);
       return [sig, () => this.#bubble({
         own, body: m.body, time: m.created_at, status, sender, messageId: m.id, seq: m.seq,
+        seenBy: group && seen ? seen : 0,
         edited: !!m.edited_at, deleted: !!m.deleted_at,
       })];
     });
   }
 
-  #bubble({ own, body, time, status, error, sender, messageId, seq, clientMsgId, edited, deleted }) {
-    const statusText = { pending: 'Sending…', sent: 'Sent', seen: 'Seen', failed: 'Failed' }[status];
+  #bubble({ own, body, time, status, error, sender, messageId, seq, clientMsgId, edited, deleted, seenBy }) {
+    const statusText = seenBy ? `Seen by ${seenBy}` : { pending: 'Sending…', sent: 'Sent', seen: 'Seen', failed: 'Failed' }[status];
     const actions = own && messageId && !deleted;
     return h('li', {
       class: `msg ${own ? 'own' : 'theirs'}${deleted ? ' deleted' : ''}${status === 'failed' ? ' failed' : ''}`,

@@ -53,10 +53,9 @@ export class Sidebar {
       return [sig, () => h('li', { class: 'conv-item' },
         h('a', {
           href: `#/c/${encodeURIComponent(c.id)}`,
-          class: 'conv-link',
           'data-testid': 'conversation-item',
           'aria-current': active ? 'page' : null,
-          'aria-label': `${title}${unread ? `, ${unread} unread` : ''}`,
+          class: `conv-link${unread ? ' has-unread' : ''}`,
         },
         h('span', { class: 'avatar', style: `--hue:${hue(peer?.user_id ?? c.id)}`, 'aria-hidden': 'true' },
           initial(title),
@@ -69,6 +68,7 @@ export class Sidebar {
             h('time', { class: 'conv-time muted' }, shortTime(last?.created_at ?? c.updated_at))),
           h('span', { class: 'conv-bottom' },
             h('span', { class: `conv-preview muted${typing.length ? ' is-typing' : ''}` }, preview || 'No messages yet'),
+            unread ? h('span', { class: 'visually-hidden' }, `, ${unread} unread`) : null,
             unread ? h('span', { class: 'badge', 'data-testid': 'unread-count', 'aria-hidden': 'true' }, unread > 99 ? '99+' : String(unread)) : null)))),
       ];
     });
