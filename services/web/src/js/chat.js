@@ -340,8 +340,10 @@ export class Chat extends EventTarget {
   #onMessageChanged(m) {
     const c = this.conversations.get(m.conversation_id);
     if (!c) return;
-    if (c.messages.has(m.seq)) c.messages.set(m.seq, m);
-    if (c.last_message?.id === m.id) c.last_message = m;
+    // An edit that arrives after the delete (events and pages cross) must not revive it.
+    const old = c.messages.get(m.seq);
+    if (old && newer(m, old)) c.messages.set(m.seq, m);
+    if (c.last_message?.id === m.id && newer(m, c.last_message)) c.last_message = m;
     this.#changed(c.id);
   }
 
