@@ -106,6 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	publisher := ephemeral.New(nc, subj)
 	h := hub.New(hub.Options{
 		SoftLimit: cfg.OutputSoftLimit, HardLimit: cfg.OutputHardLimit,
+		TotalLimit: cfg.OutputTotalLimit, SlowTimeout: cfg.SlowTimeout,
 		EventRate: cfg.EventRate, EventBurst: cfg.EventBurst, KickGrace: cfg.KickGrace,
 	}, log, m, nil)
 	tracker := presence.New(presenceKV, presence.Options{

@@ -34,10 +34,14 @@ type Config struct {
 
 	// Pending output per connection, in bytes written to the library's queues
 	// but not yet to the network. Over the soft limit ephemeral events
-	// (typing, presence) are dropped for that socket; over the hard limit the
-	// socket is disconnected as a slow consumer.
-	OutputSoftLimit int64 `env:"WS_OUTPUT_SOFT_LIMIT" envDefault:"65536"`
-	OutputHardLimit int64 `env:"WS_OUTPUT_HARD_LIMIT" envDefault:"262144"`
+	// (typing, presence) are dropped for that socket; a socket that stays
+	// over it for WS_SLOW_TIMEOUT, or while all sockets together hold more
+	// than WS_OUTPUT_TOTAL_LIMIT, is disconnected as a slow consumer, and
+	// over the hard limit at once.
+	OutputSoftLimit  int64         `env:"WS_OUTPUT_SOFT_LIMIT" envDefault:"65536"`
+	OutputHardLimit  int64         `env:"WS_OUTPUT_HARD_LIMIT" envDefault:"1048576"`
+	OutputTotalLimit int64         `env:"WS_OUTPUT_TOTAL_LIMIT" envDefault:"134217728"`
+	SlowTimeout      time.Duration `env:"WS_SLOW_TIMEOUT" envDefault:"10s"`
 
 	// Client event rate limit per socket (token bucket).
 	EventRate  float64 `env:"WS_EVENT_RATE" envDefault:"20"`
@@ -129,7 +133,7 @@ func (c *Config) Validate() error {
 	}{
 		{"WS_PING_INTERVAL", c.PingInterval}, {"WS_PING_TIMEOUT", c.PingTimeout},
 		{"WS_CONNECT_TIMEOUT", c.ConnectTimeout}, {"WS_KICK_GRACE", c.KickGrace},
-		{"WS_REFUSE_GRACE", c.RefuseGrace}, {"WS_SWEEP_INTERVAL", c.SweepInterval},
+		{"WS_REFUSE_GRACE", c.RefuseGrace}, {"WS_SLOW_TIMEOUT", c.SlowTimeout}, {"WS_SWEEP_INTERVAL", c.SweepInterval},
 		{"DRAIN_TIMEOUT", c.DrainTimeout}, {"RPC_TIMEOUT", c.RPCTimeout},
 		{"MEMBERS_CACHE_TTL", c.MembersCacheTTL}, {"PRESENCE_HEARTBEAT", c.PresenceHeartbeat},
 	}
@@ -150,6 +154,9 @@ func (c *Config) Validate() error {
 	if c.OutputSoftLimit <= 0 || c.OutputHardLimit <= c.OutputSoftLimit {
 		errs = append(errs, fmt.Errorf("WS_OUTPUT_SOFT_LIMIT=%d, WS_OUTPUT_HARD_LIMIT=%d: want 0 < soft < hard",
 			c.OutputSoftLimit, c.OutputHardLimit))
+	}
+	if c.OutputTotalLimit < c.OutputHardLimit {
+		errs = append(errs, fmt.Errorf("WS_OUTPUT_TOTAL_LIMIT=%d: want at least WS_OUTPUT_HARD_LIMIT", c.OutputTotalLimit))
 	}
 	if c.EventRate <= 0 || c.EventBurst < 1 {
 		errs = append(errs, fmt.Errorf("WS_EVENT_RATE=%g, WS_EVENT_BURST=%d: want a positive rate and burst", c.EventRate, c.EventBurst))

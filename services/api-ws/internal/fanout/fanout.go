@@ -63,8 +63,9 @@ func (f *Fanout) Start(ctx context.Context, nc *nats.Conn, js jetstream.JetStrea
 			f.Stop()
 			return fmt.Errorf("subscribe %s: %w", s, err)
 		}
-		// Ephemeral events may be shed, but not by a small default buffer.
-		_ = sub.SetPendingLimits(1<<20, 256<<20)
+		// Ephemeral events may be shed when this instance falls behind; the
+		// client's buffer is what bounds that backlog's memory.
+		_ = sub.SetPendingLimits(100_000, 64<<20)
 		f.stop = append(f.stop, func() { _ = sub.Unsubscribe() })
 	}
 	cons, err := js.OrderedConsumer(ctx, subj.Stream(), jetstream.OrderedConsumerConfig{

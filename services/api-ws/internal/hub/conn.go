@@ -79,19 +79,43 @@ func (c *Conn) Reauthenticate(sessionID string, exp time.Time) {
 // exposes no queue length, so the engine socket's packetCreate (+size) and
 // flush (batch handed to the transport) events and the transport's drain
 // event (batch really written) are tallied here. Drains come in the order of
-// the transport's sends, so a FIFO of batch sizes is enough.
+// the transport's sends, so a FIFO of batch sizes is enough. Every change is
+// also applied to the hub-wide total, which bounds memory across sockets.
 type output struct {
 	mu       sync.Mutex
 	buffered int64   // created, not yet flushed to the transport
 	inflight []int64 // flushed batches not yet drained, oldest first
 	sum      int64   // sum of inflight
-	pending  atomic.Int64
+	closed   bool    // socket gone: its bytes left the total
+	total    *atomic.Int64
+
+	pending   atomic.Int64
+	overSince atomic.Int64 // unix nanos when pending rose over the soft limit, 0 below it
+	soft      int64
+}
+
+// updateLocked publishes the new pending figure; o.mu must be held.
+func (o *output) updateLocked() {
+	if o.closed {
+		o.buffered, o.inflight, o.sum = 0, nil, 0
+		return
+	}
+	p := o.buffered + o.sum
+	if old := o.pending.Swap(p); old != p {
+		o.total.Add(p - old)
+	}
+	switch {
+	case p < o.soft:
+		o.overSince.Store(0)
+	case o.overSince.Load() == 0:
+		o.overSince.Store(time.Now().UnixNano())
+	}
 }
 
 func (o *output) created(n int64) {
 	o.mu.Lock()
 	o.buffered += n
-	o.pending.Store(o.buffered + o.sum)
+	o.updateLocked()
 	o.mu.Unlock()
 }
 
@@ -100,7 +124,7 @@ func (o *output) flushed(n int64) {
 	o.buffered = max(0, o.buffered-n)
 	o.inflight = append(o.inflight, n)
 	o.sum += n
-	o.pending.Store(o.buffered + o.sum)
+	o.updateLocked()
 	o.mu.Unlock()
 }
 
@@ -116,7 +140,7 @@ func (o *output) drained() {
 			o.inflight = nil
 		}
 	}
-	o.pending.Store(o.buffered + o.sum)
+	o.updateLocked()
 	o.mu.Unlock()
 }
 
@@ -125,6 +149,25 @@ func (o *output) drained() {
 func (o *output) upgraded() {
 	o.mu.Lock()
 	o.inflight, o.sum = nil, 0
-	o.pending.Store(o.buffered)
+	o.updateLocked()
 	o.mu.Unlock()
+}
+
+// close takes the socket's bytes out of the total for good.
+func (o *output) close() {
+	o.mu.Lock()
+	o.closed = true
+	o.total.Add(-o.pending.Swap(0))
+	o.overSince.Store(0)
+	o.updateLocked()
+	o.mu.Unlock()
+}
+
+// slowFor reports how long pending has been over the soft limit.
+func (o *output) slowFor(now time.Time) time.Duration {
+	since := o.overSince.Load()
+	if since == 0 {
+		return 0
+	}
+	return now.Sub(time.Unix(0, since))
 }

@@ -13,8 +13,10 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
 	"github.com/zishang520/socket.io/servers/engine/v3/transports"
@@ -46,7 +48,12 @@ type Observer interface {
 
 // Options tune a Hub.
 type Options struct {
-	SoftLimit, HardLimit int64         // pending output bytes per socket
+	// Pending output per socket: over SoftLimit ephemeral events are shed;
+	// a socket that stays over it for SlowTimeout, or while the total of all
+	// sockets is over TotalLimit, is disconnected; over HardLimit at once.
+	SoftLimit, HardLimit int64
+	SlowTimeout          time.Duration
+	TotalLimit           int64
 	EventRate            float64       // client events per second per socket
 	EventBurst           int           // bucket size of that limit
 	KickGrace            time.Duration // wait for the kicked client to close by itself
@@ -59,6 +66,8 @@ type Hub struct {
 	m    *metrics.Metrics
 	obs  Observer
 
+	pending atomic.Int64 // output bytes queued across all sockets
+
 	mu     sync.RWMutex
 	conns  map[string]*Conn   // by socket id
 	byUser map[string][]*Conn // by user id
@@ -68,12 +77,16 @@ type Hub struct {
 
 // New returns an empty hub. obs may be nil.
 func New(opts Options, log *logrus.Entry, m *metrics.Metrics, obs Observer) *Hub {
-	return &Hub{
+	h := &Hub{
 		opts: opts, log: log, m: m, obs: obs,
 		conns:   map[string]*Conn{},
 		byUser:  map[string][]*Conn{},
 		scratch: sync.Pool{New: func() any { s := make([]*Conn, 0, 64); return &s }},
 	}
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mop_ws_output_pending_bytes", Help: "Output queued in sockets' write buffers, not yet written.",
+	}, func() float64 { return float64(h.pending.Load()) }))
+	return h
 }
 
 // SetObserver installs the presence observer (before the first Register).
@@ -102,6 +115,7 @@ func (h *Hub) Register(s *socket.Socket, userID, sessionID string, exp time.Time
 		hub: h, sock: s, ID: string(s.Id()), UserID: userID,
 		protocol: int8(engine.Protocol()), sessionID: sessionID,
 	}
+	c.out.total, c.out.soft = &h.pending, h.opts.SoftLimit
 	// The library may fire disconnect several times, before this handler is
 	// subscribed, or never: subscribe first, clean up once, check the state
 	// afterwards, and let Sweep catch the rest.
@@ -217,6 +231,7 @@ func (c *Conn) cleanup(reason string) (ran bool) {
 			c.expiry.Stop()
 		}
 		c.mu.Unlock()
+		c.out.close()
 		if wasAdded {
 			delete(h.conns, c.ID)
 			users := h.byUser[c.UserID]
@@ -332,20 +347,23 @@ func uniq(users []string) []string {
 func (h *Hub) write(conns []*Conn, f *Frame, ephemeral bool) int {
 	n := 0
 	var slow, closing int
+	now := time.Now()
+	overTotal := h.pending.Load() > h.opts.TotalLimit
 	for _, c := range conns {
 		if c.kicked.Load() {
 			closing++
 			continue
 		}
-		p := c.out.pending.Load()
-		if p >= h.opts.HardLimit {
-			h.closeSlow(c, p)
-			slow++
-			continue
-		}
-		if ephemeral && p >= h.opts.SoftLimit {
-			slow++
-			continue
+		if p := c.out.pending.Load(); p >= h.opts.SoftLimit {
+			if p >= h.opts.HardLimit || overTotal || c.out.slowFor(now) > h.opts.SlowTimeout {
+				h.closeSlow(c, p)
+				slow++
+				continue
+			}
+			if ephemeral {
+				slow++
+				continue
+			}
 		}
 		c.sock.Client().WriteToEngine(f.packets, f.opts)
 		n++
@@ -359,7 +377,10 @@ func (h *Hub) write(conns []*Conn, f *Frame, ephemeral bool) int {
 	return n
 }
 
-// closeSlow disconnects a socket whose pending output passed the hard limit.
+// Pending is the output queued across all sockets, in bytes.
+func (h *Hub) Pending() int64 { return h.pending.Load() }
+
+// closeSlow disconnects a socket that does not keep up with its output.
 // The transport is discarded without a flush: the client is not reading.
 func (h *Hub) closeSlow(c *Conn, pending int64) {
 	if !c.kicked.CompareAndSwap(false, true) {

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -43,7 +44,9 @@ type ConnectError struct {
 	Code    string
 }
 
-func (e *ConnectError) Error() string { return fmt.Sprintf("connect refused: %s (%s)", e.Message, e.Code) }
+func (e *ConnectError) Error() string {
+	return fmt.Sprintf("connect refused: %s (%s)", e.Message, e.Code)
+}
 
 // Client is one connection.
 type Client struct {
@@ -89,13 +92,17 @@ func Dial(ctx context.Context, base string, o Options) (*Client, error) {
 	u.RawQuery = q.Encode()
 	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
 	if o.ReadBuffer > 0 {
-		d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-			if tc, ok := c.(*net.TCPConn); ok {
-				_ = tc.SetReadBuffer(o.ReadBuffer)
+		// Set before connect so the advertised window stays small.
+		nd := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			if err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, o.ReadBuffer)
+			}); err != nil {
+				return err
 			}
-			return c, err
-		}
+			return serr
+		}}
+		d.NetDialContext = nd.DialContext
 		d.ReadBufferSize = 512
 	}
 	ws, resp, err := d.DialContext(ctx, u.String(), o.Header)
