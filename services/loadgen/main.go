@@ -53,12 +53,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	systems := fs.String("systems", "mop,node", "systems to measure")
 	pg := fs.String("postgres", getenv("BENCH_POSTGRES_URL"), "PostgreSQL admin URL for the REST scenario (empty: skip)")
 	pprof := fs.Bool("pprof", true, "take api-ws CPU and heap profiles (PPROF_ADDR)")
+	wsEnv := fs.String("ws-env", "", "extra api-ws environment, comma-separated (e.g. GOGC=200)")
 	limit := fs.Duration("timeout", 0, "abort the run after this long (0: by profile)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	cfg := bench.Config{BinDir: *bin, RefDir: *ref, Systems: strings.Split(*systems, ","), Postgres: *pg,
 		Pprof: *pprof, Log: stdout}
+	if *wsEnv != "" {
+		cfg.WSEnv = strings.Split(*wsEnv, ",")
+	}
 	switch cmd {
 	case "bench":
 		p, err := bench.ProfileByName(*profile)

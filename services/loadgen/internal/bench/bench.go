@@ -14,7 +14,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/chat5202ol/mop/pkg/auth"
+	"github.com/chat5202ol/mop/pkg/event"
+	"github.com/chat5202ol/mop/services/loadgen/internal/client"
 	"github.com/chat5202ol/mop/services/loadgen/internal/probe"
 	"github.com/chat5202ol/mop/services/loadgen/internal/scenario"
 	"github.com/chat5202ol/mop/services/loadgen/internal/stack"
@@ -31,6 +35,7 @@ type Config struct {
 	Systems  []string // "mop", "node"
 	Postgres string   // admin URL of a PostgreSQL server for the REST scenario; "" skips it
 	Pprof    bool     // take api-ws CPU and heap profiles
+	WSEnv    []string // extra environment for api-ws (experiments, e.g. GOGC=200)
 	Log      io.Writer
 }
 
@@ -210,7 +215,7 @@ func (r *run) startWS(ctx context.Context) (*stack.Proc, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	env := r.sharedEnv(addr)
+	env := append(r.sharedEnv(addr), r.cfg.WSEnv...)
 	pprofAddr := ""
 	if r.cfg.Pprof {
 		if pprofAddr, err = stack.FreeAddr(); err != nil {
@@ -244,17 +249,35 @@ func (r *run) runMop(ctx context.Context) {
 		Sources: swarm.Sources(r.cfg.Profile.Sources), Log: r.cfg.Log, Kill: ws.Kill, Restart: ws.Restart,
 		Sys: target.NewMop(target.MopOptions{RESTURL: "http://" + rest.Addr, WSURL: "http://" + ws.Addr,
 			Parallel: 16, Minter: r.minter})}
+	env.Tap = r.tap
 	var atPeak func(context.Context)
-	var duringRamp func(context.Context, time.Duration)
+	var duringFanout func(context.Context, time.Duration)
 	if pprofAddr != "" {
 		atPeak = func(ctx context.Context) {
 			r.pprof(ctx, pprofAddr, "heap", "heap-idle", 0)
 			r.pprof(ctx, pprofAddr, "goroutine", "goroutines-idle", 0)
 		}
-		duringRamp = func(ctx context.Context, d time.Duration) { r.pprof(ctx, pprofAddr, "profile", "cpu-fanout", d) }
+		duringFanout = func(ctx context.Context, d time.Duration) { r.pprof(ctx, pprofAddr, "profile", "cpu-fanout", d) }
 	}
 	r.idle(ctx, env, res, atPeak)
-	r.fanouts(ctx, env, res, duringRamp)
+	r.fanouts(ctx, env, res, duringFanout)
+}
+
+// tap subscribes to message.created on the run's NATS (core subscription:
+// it sees what JetStream stores without consuming from the stream).
+func (r *run) tap(onEvent func(data []byte, at time.Duration)) (func(), error) {
+	nc, err := nats.Connect(r.natsURL, nats.Name("loadgen-tap"))
+	if err != nil {
+		return nil, fmt.Errorf("tap: %w", err)
+	}
+	subj := event.MustSubjects("mop").Event(event.MessageCreated)
+	sub, err := nc.Subscribe(subj, func(m *nats.Msg) { onEvent(m.Data, client.Clock()) })
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("tap %s: %w", subj, err)
+	}
+	_ = sub.SetPendingLimits(-1, -1)
+	return nc.Close, nil
 }
 
 func (r *run) runNode(ctx context.Context) {
@@ -300,9 +323,9 @@ func (r *run) idle(ctx context.Context, env *scenario.Env, res *Result, atPeak f
 	sleepCtx(ctx, 3*time.Second) // let the server reclaim the idle sockets
 }
 
-// fanouts runs one session for burst, fan-out and the ramp, then the
+// fanouts runs one session for burst, fan-out (profiled) and the ramp, then the
 // reconnect storm, and overload last (it may disconnect slow members).
-func (r *run) fanouts(ctx context.Context, env *scenario.Env, res *Result, duringRamp func(context.Context, time.Duration)) {
+func (r *run) fanouts(ctx context.Context, env *scenario.Env, res *Result, duringFanout func(context.Context, time.Duration)) {
 	p := r.cfg.Profile
 	name := env.Sys.Name()
 	if p.Members <= 0 || ctx.Err() != nil {
@@ -327,17 +350,25 @@ func (r *run) fanouts(ctx context.Context, env *scenario.Env, res *Result, durin
 		res.Burst = &br
 	}
 	if p.FanoutRate > 0 {
+		// The CPU profile covers the fixed-rate fan-out (the latency
+		// scenario) and is complete before anything restarts the server.
+		profiled := make(chan struct{})
+		if duringFanout != nil && p.FanoutDur >= 3*time.Second {
+			go func() {
+				defer close(profiled)
+				duringFanout(ctx, min(p.FanoutDur-time.Second, 30*time.Second))
+			}()
+		} else {
+			close(profiled)
+		}
 		fr, err := sess.Fanout(ctx, scenario.FanoutOptions{Rate: p.FanoutRate, Duration: p.FanoutDur})
 		if err != nil {
 			r.fail(name+": fanout", err)
 		}
 		res.Fanout = &fr
+		<-profiled
 	}
 	if len(p.RampRates) > 0 && ctx.Err() == nil {
-		if duringRamp != nil {
-			d := min(time.Duration(len(p.RampRates))*p.RampStep, 20*time.Second)
-			go duringRamp(ctx, d)
-		}
 		rr, err := sess.Ramp(ctx, p.RampRates, p.RampStep, 500*time.Millisecond)
 		if err != nil {
 			r.fail(name+": ramp", err)

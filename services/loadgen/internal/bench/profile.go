@@ -43,6 +43,11 @@ var Profiles = map[string]Profile{
 	"smoke": {
 		Name: "smoke", Members: 20, FanoutRate: 10, FanoutDur: 2 * time.Second, BurstRuns: 3, StormMissed: 3, Sources: 2,
 	},
+	// fanout: only burst and a profiled fixed-rate fan-out, for looking
+	// into the fan-out path.
+	"fanout": {
+		Name: "fanout", Members: 1000, FanoutRate: 10, FanoutDur: 10 * time.Second, BurstRuns: 3, Sources: 2,
+	},
 	"quick": {
 		Name: "quick", IdleConns: 5000, IdleSteps: 5,
 		Members: 1000, FanoutRate: 10, FanoutDur: 10 * time.Second, BurstRuns: 5,
@@ -67,7 +72,7 @@ var Profiles = map[string]Profile{
 func ProfileByName(name string) (Profile, error) {
 	p, ok := Profiles[name]
 	if !ok {
-		return p, fmt.Errorf("unknown profile %q (want smoke, quick or full)", name)
+		return p, fmt.Errorf("unknown profile %q (want smoke, fanout, quick or full)", name)
 	}
 	return p, nil
 }

@@ -35,7 +35,12 @@ type Tracker struct {
 	count  []atomic.Int32 // [msg] connections that have it
 	last   []atomic.Int64 // [msg] latest receipt latency, ns
 
-	Latency   *hist.Histogram
+	Latency *hist.Histogram
+	// Stage split, when the bus is tapped (mop): send → event on NATS, and
+	// event on NATS → receipt at the socket.
+	busAt     []atomic.Int64 // Clock() at first sight on NATS, +1
+	ToBus     *hist.Histogram
+	FromBus   *hist.Histogram
 	nsent     atomic.Int64
 	unique    atomic.Int64 // live first receipts
 	dups      atomic.Int64
@@ -54,7 +59,7 @@ func New(prefix string, conns, msgs int, cursor []int64) *Tracker {
 	}
 	t := &Tracker{prefix: prefix, sent: make([]atomic.Int64, msgs), state: make([][]uint8, conns),
 		seq: cursor, count: make([]atomic.Int32, msgs), last: make([]atomic.Int64, msgs),
-		Latency: hist.New()}
+		Latency: hist.New(), busAt: make([]atomic.Int64, msgs), ToBus: hist.New(), FromBus: hist.New()}
 	for i := range t.state {
 		t.state[i] = make([]uint8, msgs)
 	}
@@ -123,6 +128,9 @@ func (t *Tracker) Handle(i int, name, payload []byte, at time.Duration) {
 	t.state[i][n] = live
 	lat := at - time.Duration(sentAt)
 	t.Latency.Record(lat)
+	if b := t.busAt[n].Load() - 1; b >= 0 {
+		t.FromBus.Record(at - time.Duration(b))
+	}
 	t.unique.Add(1)
 	t.count[n].Add(1)
 	for {
@@ -131,6 +139,24 @@ func (t *Tracker) Handle(i int, name, payload []byte, at time.Duration) {
 			break
 		}
 	}
+}
+
+// OnBus records that the event carrying payload was seen on NATS at at
+// (a tap subscribed to the event subjects). Only the first sighting counts.
+func (t *Tracker) OnBus(payload []byte, at time.Duration) {
+	id, ok := wire.StringField(payload, "client_msg_id")
+	if !ok {
+		return
+	}
+	n, ok := t.parse(id)
+	if !ok {
+		return
+	}
+	sentAt := t.sent[n].Load() - 1
+	if sentAt < 0 || !t.busAt[n].CompareAndSwap(0, int64(at)+1) {
+		return
+	}
+	t.ToBus.Record(at - time.Duration(sentAt))
 }
 
 // LastSeq is the highest seq connection i has seen (live or recovered); call
@@ -188,6 +214,10 @@ type Result struct {
 	Unknown    int64        `json:"unknown"`
 	Bytes      int64        `json:"payload_bytes"`
 	Latency    hist.Summary `json:"latency"`
+	// ToBus is send → event on NATS (api-rest: persist, outbox relay,
+	// JetStream); FromBus is NATS → socket (api-ws). Empty without a tap.
+	ToBus   hist.Summary `json:"to_bus_latency"`
+	FromBus hist.Summary `json:"from_bus_latency"`
 }
 
 // Result returns the account so far.
@@ -196,7 +226,7 @@ func (t *Tracker) Result() Result {
 	exp := sent * int64(len(t.state))
 	r := Result{Sent: sent, Expected: exp, Delivered: t.unique.Load(), Recovered: t.recov.Load(),
 		Duplicates: t.dups.Load(), Unknown: t.unknown.Load(), Bytes: t.bytesRecv.Load(),
-		Latency: t.Latency.Summarize()}
+		Latency: t.Latency.Summarize(), ToBus: t.ToBus.Summarize(), FromBus: t.FromBus.Summarize()}
 	r.Lost = exp - r.Delivered - r.Recovered
 	return r
 }

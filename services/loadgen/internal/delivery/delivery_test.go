@@ -48,6 +48,20 @@ func TestAccounting(t *testing.T) {
 	}
 }
 
+func TestBusStages(t *testing.T) {
+	tr := delivery.New("b-", 2, 2, nil)
+	tr.Sent(0, 10*time.Millisecond)
+	tr.OnBus(payload(tr.ID(0), 1), 14*time.Millisecond)
+	tr.OnBus(payload(tr.ID(0), 1), 19*time.Millisecond) // a second sighting does not count
+	tr.OnBus(payload(tr.ID(1), 2), 19*time.Millisecond) // never sent
+	tr.OnBus([]byte(`{"x":1}`), 19*time.Millisecond)
+	tr.Handle(0, []byte(delivery.EventName), payload(tr.ID(0), 1), 20*time.Millisecond)
+	r := tr.Result()
+	if r.ToBus.Count != 1 || r.ToBus.Max != 4 || r.FromBus.Count != 1 || r.FromBus.Max != 6 || r.Latency.Max != 10 {
+		t.Fatalf("stages to %+v from %+v total %+v", r.ToBus, r.FromBus, r.Latency)
+	}
+}
+
 func TestWait(t *testing.T) {
 	tr := delivery.New("w-", 2, 1, []int64{5, 0})
 	tr.Sent(0, 0)

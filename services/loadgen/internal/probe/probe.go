@@ -149,3 +149,35 @@ func Fetch(ctx context.Context, url, path string) error {
 	}
 	return f.Close()
 }
+
+// clockTicks is USER_HZ, which Linux fixes at 100 for /proc on every
+// architecture the harness runs on.
+const clockTicks = 100
+
+// CPU returns the user+system CPU time pid has used so far.
+func CPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("cpu: %w", err)
+	}
+	return parseStat(string(b))
+}
+
+func parseStat(s string) (time.Duration, error) {
+	// The command name (field 2) may contain spaces; fields after its
+	// closing parenthesis are plain. utime and stime are fields 14 and 15.
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("cpu: malformed stat")
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("cpu: short stat")
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("cpu: malformed times %q %q", f[11], f[12])
+	}
+	return time.Duration(u+st) * time.Second / clockTicks, nil
+}

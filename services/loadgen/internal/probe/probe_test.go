@@ -48,3 +48,17 @@ weird{label="a b}"} 7
 		t.Fatal("bad value accepted")
 	}
 }
+
+func TestParseStat(t *testing.T) {
+	line := "1234 (api ws) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 10 0 100 0 0"
+	got, err := parseStat(line)
+	if err != nil || got.Seconds() != 3 {
+		t.Fatalf("got %v %v", got, err)
+	}
+	if _, err := parseStat("garbage"); err == nil {
+		t.Fatal("garbage accepted")
+	}
+	if _, err := CPU(os.Getpid()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+
+	"github.com/chat5202ol/mop/services/loadgen/internal/probe"
 	"time"
 
 	"github.com/chat5202ol/mop/services/loadgen/internal/delivery"
@@ -32,6 +34,33 @@ type FanoutResult struct {
 	OfferedSec    float64         `json:"offered_deliveries_per_second"`
 	CDF           []hist.Point    `json:"cdf,omitempty"`
 	Shed          Shed            `json:"shed"`
+	// CPU cores used on average while sending and draining.
+	ServerCores  float64 `json:"server_cores"`
+	LoadgenCores float64 `json:"loadgen_cores"`
+}
+
+// cpuMeter measures the average cores the server and the generator use.
+type cpuMeter struct {
+	pid          int
+	start        time.Time
+	server, self time.Duration
+}
+
+func startCPU(pid int) cpuMeter {
+	m := cpuMeter{pid: pid, start: time.Now()}
+	m.server, _ = probe.CPU(pid)
+	m.self, _ = probe.CPU(os.Getpid())
+	return m
+}
+
+func (m cpuMeter) cores() (server, self float64) {
+	el := time.Since(m.start).Seconds()
+	s, err1 := probe.CPU(m.pid)
+	g, err2 := probe.CPU(os.Getpid())
+	if el <= 0 || err1 != nil || err2 != nil {
+		return 0, 0
+	}
+	return (s - m.server).Seconds() / el, (g - m.self).Seconds() / el
 }
 
 // Shed is what the server reports it dropped (api-ws metrics deltas).
@@ -68,6 +97,7 @@ func (s *Session) Fanout(ctx context.Context, o FanoutOptions) (FanoutResult, er
 	res := FanoutResult{Members: len(s.Users), Rate: o.Rate, Duration: o.Duration}
 	t := s.tracker(count)
 	before := s.shedNow(ctx)
+	cpu := startCPU(s.env.Server.PID())
 	start := time.Now()
 	failed, err := s.paced(ctx, t, 0, count, o.Rate, o.Parallel)
 	res.PostFailures = failed
@@ -79,6 +109,7 @@ func (s *Session) Fanout(ctx context.Context, o FanoutOptions) (FanoutResult, er
 	wctx, cancel := context.WithTimeout(ctx, o.Drain)
 	t.Wait(wctx, want)
 	cancel()
+	res.ServerCores, res.LoadgenCores = cpu.cores()
 	res.Delivery = t.Result()
 	res.CDF = t.Latency.CDF()
 	// Deliveries per second over the sending window plus the time the last
@@ -89,9 +120,10 @@ func (s *Session) Fanout(ctx context.Context, o FanoutOptions) (FanoutResult, er
 	}
 	res.OfferedSec = o.Rate * float64(len(s.Users))
 	res.Shed = s.shedSince(ctx, before)
-	s.env.logf("fanout %.0f/s x %d: delivered %d/%d lost %d dup %d p50 %.1fms p99 %.1fms max %.1fms, %.0f deliveries/s, shed %+v",
-		o.Rate, len(s.Users), res.Delivery.Delivered, res.Delivery.Expected, res.Delivery.Lost, res.Delivery.Duplicates,
-		res.Delivery.Latency.P50, res.Delivery.Latency.P99, res.Delivery.Latency.Max, res.DeliveriesSec, res.Shed)
+	d := res.Delivery
+	s.env.logf("fanout %.0f/s x %d: delivered %d/%d lost %d dup %d p50 %.1fms p99 %.1fms max %.1fms (to bus p50 %.1f p99 %.1f, bus to socket p50 %.1f p99 %.1f), %.0f deliveries/s, cores server %.2f loadgen %.2f, shed %+v",
+		o.Rate, len(s.Users), d.Delivered, d.Expected, d.Lost, d.Duplicates, d.Latency.P50, d.Latency.P99, d.Latency.Max,
+		d.ToBus.P50, d.ToBus.P99, d.FromBus.P50, d.FromBus.P99, res.DeliveriesSec, res.ServerCores, res.LoadgenCores, res.Shed)
 	return res, nil
 }
 

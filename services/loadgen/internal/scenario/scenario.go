@@ -39,6 +39,10 @@ type Env struct {
 	// Restart restarts the realtime server (reconnect storm); nil if unsupported.
 	Kill    func()
 	Restart func(ctx context.Context) error
+	// Tap, if set, subscribes to the message events on the bus and calls
+	// onEvent for each, so a delivery's latency splits into the part before
+	// the bus and the part after it; it returns a function that unsubscribes.
+	Tap func(onEvent func(data []byte, at time.Duration)) (stop func(), err error)
 }
 
 func (e *Env) logf(format string, args ...any) {
@@ -102,6 +106,12 @@ func (r *router) Handle(i int, name, payload []byte, at time.Duration) {
 	}
 }
 
+func (r *router) onBus(data []byte, at time.Duration) {
+	if t := r.cur.Load(); t != nil {
+		t.OnBus(data, at)
+	}
+}
+
 func (r *router) Reconnected(ctx context.Context, i int) {
 	if t := r.cur.Load(); t != nil && r.recover != nil {
 		r.recover(ctx, i, t)
@@ -116,6 +126,7 @@ type Session struct {
 	Swarm  *swarm.Swarm
 	router *router
 	run    string
+	untap  func()
 	nextID atomic.Int64
 	cursor []int64 // per member: highest seq seen, across trackers
 }
@@ -158,8 +169,13 @@ func NewSession(ctx context.Context, env *Env, m int, reconnect bool) (*Session,
 		return nil, res, err
 	}
 	s.Swarm = sw
+	if env.Tap != nil {
+		if s.untap, err = env.Tap(r.onBus); err != nil {
+			env.logf("bus tap: %v (no stage split)", err)
+		}
+	}
 	if cr.Failed > 0 {
-		sw.Close()
+		s.Close()
 		return nil, res, fmt.Errorf("session: %d of %d connections failed: %s", cr.Failed, m, cr.LastError)
 	}
 	env.logf("session: %d members connected in %s (%.0f/s); users %s, group %s", m,
@@ -169,6 +185,9 @@ func NewSession(ctx context.Context, env *Env, m int, reconnect bool) (*Session,
 
 // Close disconnects every member.
 func (s *Session) Close() {
+	if s.untap != nil {
+		s.untap()
+	}
 	s.releasePaused()
 	s.Swarm.Close()
 }
