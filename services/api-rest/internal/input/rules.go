@@ -99,7 +99,7 @@ func ClientMsgID(s string) string {
 		return fmt.Sprintf("must be at most %d bytes", event.MaxClientMsgIDBytes)
 	}
 	for _, r := range s {
-		if r == utf8.RuneError || !unicode.IsPrint(r) {
+		if r == utf8.RuneError || !unicode.IsPrint(r) || unicode.IsSpace(r) {
 			return "must be printable UTF-8 without spaces"
 		}
 	}
