@@ -197,6 +197,32 @@ func (t *Tracker) Wait(ctx context.Context, want int64) bool {
 	return true
 }
 
+// WaitQuiet waits like Wait but also gives up when nothing new has arrived
+// for quiet: a server that is still working through a backlog gets the time
+// it needs (late is not lost), one that dropped deliveries does not hold the
+// run up.
+func (t *Tracker) WaitQuiet(ctx context.Context, want int64, quiet time.Duration) bool {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	last, lastChange := t.Have(), time.Now()
+	for {
+		have := t.Have()
+		if have >= want {
+			return true
+		}
+		if have != last {
+			last, lastChange = have, time.Now()
+		} else if time.Since(lastChange) >= quiet {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+}
+
 // TimeToLast is the latency of message n's last receipt, and how many
 // connections have it.
 func (t *Tracker) TimeToLast(n int) (time.Duration, int) {

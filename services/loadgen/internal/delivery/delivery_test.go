@@ -84,3 +84,20 @@ func TestWait(t *testing.T) {
 		t.Fatal("Wait returned true for an unreachable count")
 	}
 }
+
+func TestWaitQuietGivesUpWhenNothingMoves(t *testing.T) {
+	tr := delivery.New("q-", 1, 1, nil)
+	tr.Sent(0, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if tr.WaitQuiet(ctx, 1, 20*time.Millisecond) {
+		t.Fatal("WaitQuiet reported success with nothing delivered")
+	}
+	if ctx.Err() != nil {
+		t.Fatal("WaitQuiet waited for the context instead of the quiet period")
+	}
+	tr.Handle(0, []byte(delivery.EventName), payload(tr.ID(0), 1), time.Millisecond)
+	if !tr.WaitQuiet(ctx, 1, 20*time.Millisecond) {
+		t.Fatal("WaitQuiet missed a complete delivery")
+	}
+}

@@ -19,7 +19,7 @@ type FanoutOptions struct {
 	Rate     float64
 	Duration time.Duration
 	Parallel int           // posts in flight; default 16
-	Drain    time.Duration // wait for stragglers after the last send
+	Drain    time.Duration // longest wait for stragglers after the last send (while they still arrive)
 }
 
 // FanoutResult is the delivery account of a fan-out run.
@@ -88,7 +88,7 @@ func (s *Session) Fanout(ctx context.Context, o FanoutOptions) (FanoutResult, er
 		o.Parallel = 16
 	}
 	if o.Drain <= 0 {
-		o.Drain = 10 * time.Second
+		o.Drain = 60 * time.Second
 	}
 	count := int(o.Rate * o.Duration.Seconds())
 	if count < 1 {
@@ -107,7 +107,7 @@ func (s *Session) Fanout(ctx context.Context, o FanoutOptions) (FanoutResult, er
 	sent := time.Since(start)
 	want := (t.Result().Sent - int64(failed)) * int64(len(s.Users))
 	wctx, cancel := context.WithTimeout(ctx, o.Drain)
-	t.Wait(wctx, want)
+	t.WaitQuiet(wctx, want, 3*time.Second)
 	cancel()
 	res.ServerCores, res.LoadgenCores = cpu.cores()
 	res.Delivery = t.Result()
@@ -179,7 +179,7 @@ type RampResult struct {
 func (s *Session) Ramp(ctx context.Context, rates []float64, step time.Duration, p99Limit time.Duration) (RampResult, error) {
 	res := RampResult{P99Limit: ms(p99Limit)}
 	for _, r := range rates {
-		fr, err := s.Fanout(ctx, FanoutOptions{Rate: r, Duration: step, Parallel: 32, Drain: 5 * time.Second})
+		fr, err := s.Fanout(ctx, FanoutOptions{Rate: r, Duration: step, Parallel: 32, Drain: 30 * time.Second})
 		if err != nil {
 			return res, err
 		}

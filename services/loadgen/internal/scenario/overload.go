@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/chat5202ol/mop/services/loadgen/internal/delivery"
@@ -15,6 +16,9 @@ type OverloadOptions struct {
 	Duration    time.Duration
 	SlowReaders int
 	IdleRSS     int64 // the server's RSS with the same connections idle
+	// BodyBytes pads each message body: bigger events fill a stalled
+	// socket's output (and the server's memory) faster.
+	BodyBytes int
 }
 
 // OverloadResult says whether memory stayed bounded and what was shed.
@@ -22,6 +26,7 @@ type OverloadResult struct {
 	Rate         float64         `json:"rate_per_second"`
 	Offered      float64         `json:"offered_deliveries_per_second"`
 	SlowReaders  int             `json:"slow_readers"`
+	BodyBytes    int             `json:"body_bytes"`
 	IdleRSS      int64           `json:"idle_rss_bytes"`
 	MaxRSS       int64           `json:"max_rss_bytes"`
 	RSSRatio     float64         `json:"max_rss_over_idle"`
@@ -36,7 +41,10 @@ type OverloadResult struct {
 // Overload drives the server past its capacity while some members read
 // nothing, sampling its RSS throughout.
 func (s *Session) Overload(ctx context.Context, o OverloadOptions) (OverloadResult, error) {
-	res := OverloadResult{Rate: o.Rate, Offered: o.Rate * float64(len(s.Users)), SlowReaders: o.SlowReaders, IdleRSS: o.IdleRSS}
+	res := OverloadResult{Rate: o.Rate, Offered: o.Rate * float64(len(s.Users)), SlowReaders: o.SlowReaders,
+		IdleRSS: o.IdleRSS, BodyBytes: o.BodyBytes}
+	s.pad = strings.Repeat("x", o.BodyBytes)
+	defer func() { s.pad = "" }()
 	count := int(o.Rate * o.Duration.Seconds())
 	t := s.tracker(count)
 	before := s.shedNow(ctx)
@@ -65,8 +73,8 @@ func (s *Session) Overload(ctx context.Context, o OverloadOptions) (OverloadResu
 	res.PostFailures = failed
 	// Keep sampling while the backlog drains: the peak may come after the
 	// last send.
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	t.Wait(wctx, (t.Result().Sent-int64(failed))*int64(len(s.Users)-o.SlowReaders))
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	t.WaitQuiet(wctx, (t.Result().Sent-int64(failed))*int64(len(s.Users)-o.SlowReaders), 3*time.Second)
 	cancel()
 	close(stop)
 	<-sampled

@@ -127,6 +127,7 @@ type Session struct {
 	router *router
 	run    string
 	untap  func()
+	pad    string // appended to message bodies (overload)
 	nextID atomic.Int64
 	cursor []int64 // per member: highest seq seen, across trackers
 }
@@ -235,7 +236,7 @@ func (s *Session) recoverMissed(ctx context.Context, i int, t *delivery.Tracker)
 // post sends message n of t at its scheduled moment from member 0.
 func (s *Session) post(ctx context.Context, t *delivery.Tracker, n int) error {
 	t.Sent(n, client.Clock())
-	return s.env.Sys.Post(ctx, s.Group, s.Users[0], t.ID(n), "bench message "+t.ID(n))
+	return s.env.Sys.Post(ctx, s.Group, s.Users[0], t.ID(n), "bench message "+t.ID(n)+" "+s.pad)
 }
 
 // paced sends up to count messages at rate per second with up to parallel
