@@ -199,15 +199,29 @@ func (r *run) sharedEnv(addr string) []string {
 // the bench registers thousands of members, and the password hash cost is
 // not what it measures.
 func (r *run) startRest(ctx context.Context, name, databaseURL string) (*stack.Proc, error) {
+	p, _, err := r.startRestPprof(ctx, name, databaseURL, false)
+	return p, err
+}
+
+// startRestPprof is startRest, with pprof on a free address when asked.
+func (r *run) startRestPprof(ctx context.Context, name, databaseURL string, pprof bool) (*stack.Proc, string, error) {
 	addr, err := stack.FreeAddr()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	env := append(r.sharedEnv(addr), "DATABASE_URL="+databaseURL,
 		"PASSWORD_HASH_MEMORY_KIB=64", "PASSWORD_HASH_TIME=1",
 		"REGISTER_RATE_PER_MINUTE=0", "LOGIN_RATE_PER_MINUTE=0", "HTTP_BODY_LIMIT=1048576")
-	return r.start(ctx, stack.Spec{Name: name, Path: filepath.Join(r.cfg.BinDir, "api-rest"), Env: env,
+	pprofAddr := ""
+	if pprof {
+		if pprofAddr, err = stack.FreeAddr(); err != nil {
+			return nil, "", err
+		}
+		env = append(env, "PPROF_ADDR="+pprofAddr)
+	}
+	p, err := r.start(ctx, stack.Spec{Name: name, Path: filepath.Join(r.cfg.BinDir, "api-rest"), Env: env,
 		Addr: addr, Ready: "/readyz", LogFile: filepath.Join(r.cfg.OutDir, name+".log")})
+	return p, pprofAddr, err
 }
 
 func (r *run) startWS(ctx context.Context) (*stack.Proc, string, error) {
@@ -410,6 +424,11 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 // pprof fetches /debug/pprof/<kind> into the results folder and keeps the
 // head of `go tool pprof -top` for the report.
 func (r *run) pprof(ctx context.Context, addr, kind, name string, d time.Duration) {
+	r.pprofOf(ctx, "api-ws", addr, kind, name, d)
+}
+
+// pprofOf is pprof for the binary bin of the results' bin folder.
+func (r *run) pprofOf(ctx context.Context, bin, addr, kind, name string, d time.Duration) {
 	url := "http://" + addr + "/debug/pprof/" + kind
 	if d > 0 {
 		url += fmt.Sprintf("?seconds=%d", int(d.Seconds()))
@@ -423,7 +442,7 @@ func (r *run) pprof(ctx context.Context, addr, kind, name string, d time.Duratio
 	if kind == "heap" {
 		args = append(args, "-sample_index=inuse_space")
 	}
-	out, err := exec.CommandContext(ctx, "go", append(args, filepath.Join(r.cfg.BinDir, "api-ws"), file)...).CombinedOutput()
+	out, err := exec.CommandContext(ctx, "go", append(args, filepath.Join(r.cfg.BinDir, bin), file)...).CombinedOutput()
 	if err != nil {
 		r.fail("pprof top "+name, fmt.Errorf("%w: %s", err, out))
 		return
@@ -449,10 +468,20 @@ func (r *run) runREST(ctx context.Context) {
 		r.fail("rest: postgres", errNoPostgres)
 	}
 	for _, st := range stores {
-		proc, err := r.startRest(ctx, "api-rest-"+st.name, st.url)
+		proc, pprofAddr, err := r.startRestPprof(ctx, "api-rest-"+st.name, st.url, r.cfg.Pprof)
 		if err != nil {
 			r.fail("rest: "+st.name, err)
 			continue
+		}
+		profiled := make(chan struct{})
+		if pprofAddr != "" && p.RESTDur >= 4*time.Second {
+			go func() {
+				defer close(profiled)
+				sleepCtx(ctx, 2*time.Second) // past the set-up (registrations)
+				r.pprofOf(ctx, "api-rest", pprofAddr, "profile", "cpu-rest-"+st.name, p.RESTDur-2*time.Second)
+			}()
+		} else {
+			close(profiled)
 		}
 		sys := target.NewMop(target.MopOptions{RESTURL: "http://" + proc.Addr, Parallel: p.RESTConc})
 		res, err := scenario.REST(ctx, sys, scenario.RESTOptions{Store: st.name, Concurrency: p.RESTConc,
@@ -462,6 +491,7 @@ func (r *run) runREST(ctx context.Context) {
 		} else {
 			r.rep.REST = append(r.rep.REST, res)
 		}
+		<-profiled
 		proc.Stop()
 	}
 	if dropDB != nil {
