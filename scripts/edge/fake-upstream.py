@@ -24,6 +24,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        if self.headers.get("X-Request-ID"):  # like api-rest: echo the request id
+            self.send_header("X-Request-ID", self.headers["X-Request-ID"])
         self.end_headers()
         self.wfile.write(body)
 
