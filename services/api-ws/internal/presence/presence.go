@@ -105,6 +105,8 @@ type Tracker struct {
 	online    map[string]map[string]keyMeta  // user → instance → o-key
 	byInst    map[string]map[string]struct{} // instance → users with an o-key
 	seen      map[string]time.Time           // last seen
+	applied   uint64                         // bucket revision the mirror has reached
+	advanced  chan struct{}                  // closed and replaced when applied grows
 	synced    atomic.Bool
 	wg        sync.WaitGroup
 }
@@ -126,7 +128,7 @@ func New(kv jetstream.KeyValue, opts Options, contacts Contacts, pub Publisher, 
 		dirty: map[string]struct{}{}, inflight: map[string]struct{}{},
 		instances: map[string]time.Time{}, instRev: map[string]uint64{},
 		online: map[string]map[string]keyMeta{}, byInst: map[string]map[string]struct{}{},
-		seen: map[string]time.Time{},
+		seen: map[string]time.Time{}, advanced: make(chan struct{}),
 	}
 	t.cond = sync.NewCond(&t.mu)
 	return t
@@ -186,11 +188,47 @@ func (t *Tracker) Start(ctx context.Context) error {
 func (t *Tracker) Synced() bool { return t.synced.Load() }
 
 func (t *Tracker) heartbeat(ctx context.Context) error {
+	_, err := t.beat(ctx)
+	return err
+}
+
+// beat writes the heartbeat and returns its revision.
+func (t *Tracker) beat(ctx context.Context) (uint64, error) {
 	b, _ := json.Marshal(t.now().UTC())
-	if _, err := t.kv.Put(ctx, prefixInstance+t.opts.Instance, b); err != nil {
-		return fmt.Errorf("presence heartbeat: %w", err)
+	rev, err := t.kv.Put(ctx, prefixInstance+t.opts.Instance, b)
+	if err != nil {
+		return 0, fmt.Errorf("presence heartbeat: %w", err)
 	}
-	return nil
+	return rev, nil
+}
+
+// mirrorWait is how long a transition waits for the mirror to catch up with
+// this instance's own write before deciding on the mirror as it is.
+const mirrorWait = 2 * time.Second
+
+// waitApplied waits until the mirror has applied bucket revision rev. The
+// watcher delivers updates in revision order, so every write made before
+// ours is then in the mirror: among instances racing on one user's
+// transition, the one whose write came first (online) or last (offline)
+// sees no other live key and is the only one to publish.
+func (t *Tracker) waitApplied(ctx context.Context, rev uint64) {
+	timer := time.NewTimer(mirrorWait)
+	defer timer.Stop()
+	for {
+		t.mmu.RLock()
+		applied, ch := t.applied, t.advanced
+		t.mmu.RUnlock()
+		if applied >= rev {
+			return
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // UserOnline is the hub's signal that userID has a socket here. It must not
@@ -296,11 +334,13 @@ func (t *Tracker) reconcile(ctx context.Context, userID string) {
 	key := prefixOnline + userID + "." + t.opts.Instance
 	switch {
 	case want && !has:
-		if _, err := t.kv.Put(ctx, key, []byte("1")); err != nil {
+		rev, err := t.kv.Put(ctx, key, []byte("1"))
+		if err != nil {
 			t.log.WithError(err).WithField(logging.FieldUserID, userID).Warn("presence online write failed")
 			return
 		}
 		t.setWritten(userID, true)
+		t.waitApplied(ctx, rev)
 		if !t.onlineElsewhere(userID) {
 			t.announce(ctx, userID, true, nil)
 		}
@@ -312,6 +352,10 @@ func (t *Tracker) reconcile(ctx context.Context, userID string) {
 		}
 		t.setWritten(userID, false)
 		t.writeSeen(ctx, userID, now)
+		// Delete returns no revision: a heartbeat written after it does.
+		if rev, err := t.beat(ctx); err == nil {
+			t.waitApplied(ctx, rev)
+		}
 		if !t.onlineElsewhere(userID) {
 			t.announce(ctx, userID, false, &now)
 		}
@@ -435,6 +479,13 @@ func (t *Tracker) mirror(ctx context.Context, w jetstream.KeyWatcher) {
 				continue
 			}
 			t.apply(e)
+			t.mmu.Lock()
+			if r := e.Revision(); r > t.applied {
+				t.applied = r
+				close(t.advanced)
+				t.advanced = make(chan struct{})
+			}
+			t.mmu.Unlock()
 		}
 	}
 }

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chat5202ol/mop/services/api-ws/internal/wstest"
+)
+
+func get(t *testing.T, url string, header http.Header) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// A browser on a foreign origin is refused on every request of both
+// transports, not only given different CORS headers.
+func TestForeignOriginRefusedOnBothTransports(t *testing.T) {
+	s := newStack(t)
+	inst := s.start(nil)
+	good := http.Header{"Origin": {"https://www.example.test"}}
+	evil := http.Header{"Origin": {"https://evil.example"}}
+	polling := inst.base + "/socket.io/?EIO=4&transport=polling"
+
+	resp, body := get(t, polling, good)
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(body, "0{") {
+		t.Fatalf("allowed origin handshake: %d %q", resp.StatusCode, body)
+	}
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "https://www.example.test" {
+		t.Errorf("CORS header %q", got)
+	}
+	var open struct {
+		SID string `json:"sid"`
+	}
+	if err := json.Unmarshal([]byte(body[1:]), &open); err != nil || open.SID == "" {
+		t.Fatalf("open packet %q", body)
+	}
+	for name, url := range map[string]string{
+		"polling handshake":       polling,
+		"polling with a live sid": polling + "&sid=" + open.SID,
+		"polling handshake v3":    inst.base + "/socket.io/?EIO=3&transport=polling",
+	} {
+		if resp, _ := get(t, url, evil); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s from a foreign origin: %d", name, resp.StatusCode)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodOptions, polling, nil)
+	req.Header = evil.Clone()
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("preflight from a foreign origin: %v %v", resp, err)
+	}
+	_, err := wstest.Dial(ctxT(t, 5*time.Second), inst.base, wstest.Options{
+		Auth: map[string]any{"token": s.token("u", "s")}, Header: evil})
+	if err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("websocket from a foreign origin: %v", err)
+	}
+	// Native clients send no Origin at all.
+	s.dialWith(inst, wstest.Options{Auth: map[string]any{"token": s.token("u", "s")}})
+}
+
+func TestProbesAndMetrics(t *testing.T) {
+	s := newStack(t)
+	inst := s.start(nil)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, body := get(t, inst.base+path, nil)
+		var v struct {
+			Status  string            `json:"status"`
+			Version map[string]string `json:"version"`
+		}
+		if resp.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &v) != nil || v.Status != "ok" || v.Version["service"] != "api-ws" {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, body)
+		}
+	}
+	_ = s.dial(inst, "u", "s")
+	resp, body := get(t, inst.base+"/metrics", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatal(resp.Status)
+	}
+	for _, want := range []string{
+		`mop_build_info{`, `mop_ws_connections{protocol="4",transport="websocket"} 1`, "mop_ws_nats_consumer_lag",
+		"mop_ws_output_pending_bytes", "go_goroutines", "process_resident_memory_bytes",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// SIGTERM: readiness drops, new sessions are refused, existing sockets are
+// closed at the transport (so clients reconnect elsewhere, unlike a
+// namespace disconnect), and the process ends within its timeout.
+func TestGracefulDrain(t *testing.T) {
+	s := newStack(t)
+	inst := s.start(map[string]string{"DRAIN_TIMEOUT": "1s", "SHUTDOWN_TIMEOUT": "4s"})
+	var clients []*wstest.Client
+	for i := 0; i < 40; i++ { // spread over the drain period: ~2 per 50 ms step
+		clients = append(clients, s.dial(inst, "u", "s"))
+	}
+	stopped := make(chan error, 1)
+	start := time.Now()
+	go func() { stopped <- inst.stop() }()
+	eventually(t, 2*time.Second, "readyz unavailable", func() bool {
+		resp, err := http.Get(inst.base + "/readyz")
+		if err != nil {
+			t.Fatalf("readyz during the drain: %v", err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	if resp, _ := get(t, inst.base+"/socket.io/?EIO=4&transport=polling", nil); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("new session while draining: %d", resp.StatusCode)
+	}
+	for i, c := range clients {
+		select {
+		case <-c.Closed():
+		case <-time.After(3 * time.Second):
+			t.Fatalf("client %d not closed by the drain", i)
+		}
+		select {
+		case <-c.Disconnected():
+			t.Errorf("client %d got a namespace DISCONNECT: it would not reconnect", i)
+		default:
+		}
+	}
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(6 * time.Second):
+		t.Fatal("api-ws did not stop within its shutdown timeout")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("shutdown took %s", d)
+	}
+}
