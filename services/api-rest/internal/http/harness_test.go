@@ -46,7 +46,7 @@ func (c *clock) Add(d time.Duration) { c.ns.Add(int64(d)) }
 
 // env is one api-rest HTTP handler over a fresh real store.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	h      http.Handler
 	st     store.Store
 	tokens *auth.Authority
@@ -55,7 +55,7 @@ type env struct {
 }
 
 // newEnv builds the handler; tweak adjusts the options before api.New.
-func newEnv(t *testing.T, b storetest.Backend, tweak ...func(*api.Options)) *env {
+func newEnv(t testing.TB, b storetest.Backend, tweak ...func(*api.Options)) *env {
 	t.Helper()
 	e := &env{t: t, clock: newClock(), reg: prometheus.NewRegistry()}
 	e.st = b.Open(t, store.Options{})
@@ -128,7 +128,7 @@ func (e *env) do(r req) *httptest.ResponseRecorder {
 }
 
 // expect checks the status and decodes the body into out (when not nil).
-func expect(t *testing.T, rec *httptest.ResponseRecorder, status int, out any) {
+func expect(t testing.TB, rec *httptest.ResponseRecorder, status int, out any) {
 	t.Helper()
 	if rec.Code != status {
 		t.Fatalf("status %d, want %d: %s", rec.Code, status, rec.Body.String())
@@ -141,7 +141,7 @@ func expect(t *testing.T, rec *httptest.ResponseRecorder, status int, out any) {
 }
 
 // expectError checks an error answer: status, code and the error shape.
-func expectError(t *testing.T, rec *httptest.ResponseRecorder, status int, code string) api.Body {
+func expectError(t testing.TB, rec *httptest.ResponseRecorder, status int, code string) api.Body {
 	t.Helper()
 	var b api.Body
 	expect(t, rec, status, &b)
