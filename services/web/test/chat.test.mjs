@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
-  DESKTOP, PHONE, bodies, conversation, launch, loginInUi, message, messages, newPage,
+  DESKTOP, PHONE, bodies, conversation, cspViolations, launch, loginInUi, message, messages, newPage,
   registerInUi, rest, screenshot, sendInUi, serveDist, sessionOf, uniqueName, waitForAttr,
   waitForCount, waitForText, webUrl,
 } from './helpers.mjs';
@@ -255,5 +255,9 @@ describe('web client', () => {
     await bob.getByRole('alert').filter({ hasText: 'Your session has ended' }).waitFor();
     assert.equal(await sessionOf(bob), null);
     await screenshot(bob, 'desktop-revoked');
+  });
+
+  it('ran without Content-Security-Policy violations', () => {
+    assert.deepEqual(cspViolations, []);
   });
 });

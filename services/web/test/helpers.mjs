@@ -37,9 +37,17 @@ const TYPES = {
 
 // serveDist serves the built client like `make run` and nginx do: files from dist/, and
 // /config.js answered by the server itself (pointing at the test stack's ports).
+// Pages are served with a Content-Security-Policy as strict as the edge's (stricter: no
+// inline styles either); violations are collected in cspViolations.
 export function serveDist() {
   const configJs = `window.MOP_CONFIG = ${JSON.stringify({ apiBase: env.api, wsBase: env.ws, testHooks: true })};\n`;
+  const csp = [
+    "default-src 'self'", `connect-src 'self' ${env.api} ${env.ws} ${env.ws.replace(/^http/, 'ws')}`,
+    "img-src 'self' data:", "style-src 'self'", "object-src 'none'", "base-uri 'self'",
+    "frame-ancestors 'none'", "form-action 'self'",
+  ].join('; ');
   const server = http.createServer((req, res) => {
+    res.setHeader('Content-Security-Policy', csp);
     const path = new URL(req.url, 'http://x').pathname;
     if (path === '/config.js') {
       res.writeHead(200, { 'Content-Type': TYPES['.js'], 'Cache-Control': 'no-store' });
@@ -67,6 +75,8 @@ function isFile(p) {
   }
 }
 
+export const cspViolations = [];
+
 export function launch() {
   return chromium.launch({
     executablePath: env.chromium,
@@ -86,7 +96,11 @@ export async function newPage(browser, options = DESKTOP) {
   const page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT);
   page.on('pageerror', (err) => console.error(`[page error] ${err.message}`));
-  page.on('console', (msg) => { if (msg.type() === 'error') console.error(`[console] ${msg.text()}`); });
+  page.on('console', (msg) => {
+    if (msg.type() !== 'error') return;
+    console.error(`[console] ${msg.text()}`);
+    if (/Content.Security.Policy/i.test(msg.text())) cspViolations.push(msg.text());
+  });
   return page;
 }
 
