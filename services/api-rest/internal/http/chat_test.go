@@ -73,11 +73,7 @@ func TestConversations(t *testing.T) {
 			{"bad member id", map[string]any{"type": "group", "member_ids": []string{"not an id"}}, "invalid_input", "member_ids"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				body := expectError(t, e.do(req{Method: "POST", Path: "/api/v1/conversations", Token: alice.Access, Body: tc.body}), 400, tc.code)
-				fields, _ := body.Error.Details["fields"].(map[string]any)
-				if _, ok := fields[tc.field]; !ok {
-					t.Fatalf("details %v do not name %q", body.Error.Details, tc.field)
-				}
+				expectFieldError(t, e.do(req{Method: "POST", Path: "/api/v1/conversations", Token: alice.Access, Body: tc.body}), 400, tc.code, tc.field)
 			})
 		}
 		expectError(t, e.do(req{Method: "POST", Path: "/api/v1/conversations", Token: alice.Access,

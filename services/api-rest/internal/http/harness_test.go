@@ -154,6 +154,16 @@ func expectError(t testing.TB, rec *httptest.ResponseRecorder, status int, code 
 	return b
 }
 
+// expectFieldError checks an error answer whose details.fields names field.
+func expectFieldError(t testing.TB, rec *httptest.ResponseRecorder, status int, code, field string) {
+	t.Helper()
+	body := expectError(t, rec, status, code)
+	fields, _ := body.Error.Details["fields"].(map[string]any)
+	if _, ok := fields[field]; !ok {
+		t.Fatalf("details %v do not name %q", body.Error.Details, field)
+	}
+}
+
 // user is a registered test user.
 type user struct {
 	event.User
@@ -193,27 +203,24 @@ func (e *env) send(u user, conversationID, body string) event.Message {
 
 // Tokens that must be refused.
 
+// expiredToken is signed with the right key two hours ago.
 func (e *env) expiredToken(u user) string {
-	e.t.Helper()
-	old, err := auth.New(auth.Options{Issuer: "mop", Audience: "mop", Signing: testKey,
-		Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	tok, _, err := old.Issue(u.ID, "some-session")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return tok
+	return e.tokenFrom(u, auth.Options{Signing: testKey, Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }})
 }
 
+// forgedToken is signed now with a key the server does not know.
 func (e *env) forgedToken(u user) string {
+	return e.tokenFrom(u, auth.Options{Signing: strings.Repeat("x", 40)})
+}
+
+func (e *env) tokenFrom(u user, opts auth.Options) string {
 	e.t.Helper()
-	other, err := auth.New(auth.Options{Issuer: "mop", Audience: "mop", Signing: strings.Repeat("x", 40)})
+	opts.Issuer, opts.Audience = "mop", "mop"
+	a, err := auth.New(opts)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	tok, _, err := other.Issue(u.ID, "some-session")
+	tok, _, err := a.Issue(u.ID, "some-session")
 	if err != nil {
 		e.t.Fatal(err)
 	}

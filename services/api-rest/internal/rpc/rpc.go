@@ -189,16 +189,19 @@ func classify(err error) (code, message string, details map[string]any) {
 	}
 }
 
-// actor checks the fields every call carries.
-func actor(p input.Problems, userID string) {
+// required checks the ids a call names: the acting user always, and the
+// conversation when the call is about one.
+func required(userID string, conversationID ...string) error {
+	p := input.Problems{}
 	p.Check("user_id", input.ID(userID))
+	for _, id := range conversationID {
+		p.Check("conversation_id", input.Required(id))
+	}
+	return p.Err()
 }
 
 func (s *Server) members(ctx context.Context, req event.MembersRequest) (any, error) {
-	p := input.Problems{}
-	actor(p, req.UserID)
-	p.Check("conversation_id", input.Required(req.ConversationID))
-	if err := p.Err(); err != nil {
+	if err := required(req.UserID, req.ConversationID); err != nil {
 		return nil, err
 	}
 	ids, err := s.chat.Members(ctx, req.UserID, req.ConversationID)
@@ -209,10 +212,7 @@ func (s *Server) members(ctx context.Context, req event.MembersRequest) (any, er
 }
 
 func (s *Server) send(ctx context.Context, req event.SendMessageRequest) (any, error) {
-	p := input.Problems{}
-	actor(p, req.UserID)
-	p.Check("conversation_id", input.Required(req.ConversationID))
-	if err := p.Err(); err != nil {
+	if err := required(req.UserID, req.ConversationID); err != nil {
 		return nil, err
 	}
 	m, _, err := s.chat.Send(ctx, req.UserID, req.ConversationID, chat.NewMessage{Body: req.Body, ClientMsgID: req.ClientMsgID})
@@ -223,19 +223,14 @@ func (s *Server) send(ctx context.Context, req event.SendMessageRequest) (any, e
 }
 
 func (s *Server) markRead(ctx context.Context, req event.MarkReadRequest) (any, error) {
-	p := input.Problems{}
-	actor(p, req.UserID)
-	p.Check("conversation_id", input.Required(req.ConversationID))
-	if err := p.Err(); err != nil {
+	if err := required(req.UserID, req.ConversationID); err != nil {
 		return nil, err
 	}
 	return s.chat.MarkRead(ctx, req.UserID, req.ConversationID, chat.Read{Seq: &req.Seq})
 }
 
 func (s *Server) contacts(ctx context.Context, req event.ContactsRequest) (any, error) {
-	p := input.Problems{}
-	actor(p, req.UserID)
-	if err := p.Err(); err != nil {
+	if err := required(req.UserID); err != nil {
 		return nil, err
 	}
 	ids, err := s.chat.Contacts(ctx, req.UserID)
