@@ -9,6 +9,7 @@ import (
 
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store"
+	"github.com/chat5202ol/mop/services/api-rest/internal/store/storetest"
 )
 
 // parallel runs fn(i) for i in [0, n) at once and waits.
@@ -29,13 +30,21 @@ func parallel(n int, fn func(i int)) {
 
 func TestConcurrentSendsGapFree(t *testing.T) {
 	eachDB(t, func(t *testing.T, f *fixture) {
-		alice, bob := f.user("alice"), f.user("bob")
+		alice, bob, eve := f.user("alice"), f.user("bob"), f.user("eve")
 		g := f.group(alice, bob)
 		f.drain()
 		const n = 50
 		seqs := make([]int64, n)
 		errs := make([]error, n)
-		parallel(n, func(i int) {
+		parallel(n+10, func(i int) {
+			if i >= n {
+				// Outsiders racing in the same batches fail alone.
+				_, _, err := f.s.CreateMessage(f.ctx, store.NewMessage{ConversationID: g.ID, SenderID: eve.ID, Body: "x"})
+				if !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("outsider: %v", err)
+				}
+				return
+			}
 			from := alice
 			if i%2 == 1 {
 				from = bob
@@ -189,5 +198,81 @@ func TestConcurrentMarkRead(t *testing.T) {
 		if err != nil || c.ReadSeq != 20 {
 			t.Fatalf("read seq %d %v, want 20", c.ReadSeq, err)
 		}
+	})
+}
+
+// Several api-rest instances on one database: sends to one conversation from
+// both stay gap-free, and a client id raced across them yields one message.
+func TestConcurrentSendsTwoInstances(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		url := b.URL(t)
+		s1 := b.OpenURL(t, url, store.Options{})
+		s2 := b.OpenURL(t, url, store.Options{})
+		ctx := t.Context()
+		alice, err := s1.CreateUser(ctx, store.NewUser{Username: "alice", PasswordHash: "h"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _, err := s1.CreateConversation(ctx, store.NewConversation{Type: event.ConversationGroup, CreatorID: alice.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 40
+		type result struct {
+			msg     event.Message
+			created bool
+			err     error
+		}
+		res := make([]result, n)
+		parallel(n, func(i int) {
+			s := s1
+			if i%2 == 1 {
+				s = s2
+			}
+			cid := fmt.Sprint("u", i)
+			if i < 10 {
+				cid = "raced"
+			}
+			m, created, err := s.CreateMessage(ctx, store.NewMessage{ConversationID: c.ID, SenderID: alice.ID, Body: "x", ClientMsgID: cid})
+			res[i] = result{m, created, err}
+		})
+		seen := map[int64]bool{}
+		raced := map[string]bool{}
+		for i, r := range res {
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			if i < 10 {
+				raced[r.msg.ID] = true
+			}
+			if r.created {
+				if seen[r.msg.Seq] {
+					t.Fatalf("seq %d twice", r.msg.Seq)
+				}
+				seen[r.msg.Seq] = true
+			}
+		}
+		if len(raced) != 1 {
+			t.Fatalf("raced client id stored %d times", len(raced))
+		}
+		if len(seen) != n-9 {
+			t.Fatalf("%d messages created, want %d", len(seen), n-9)
+		}
+		for s := int64(1); s <= int64(len(seen)); s++ {
+			if !seen[s] {
+				t.Fatalf("gap at seq %d", s)
+			}
+		}
+	})
+}
+
+func TestClosedStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		s := b.Open(t, store.Options{})
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := s.CreateMessage(t.Context(), store.NewMessage{ConversationID: "c", SenderID: "u", Body: "x"})
+		wantErr(t, err, store.ErrClosed)
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -70,6 +71,7 @@ type DB struct {
 	log       *logrus.Entry
 	now       func() time.Time
 	onEvents  func()
+	send      *sender
 	lastPrune atomic.Int64
 }
 
@@ -104,9 +106,16 @@ func OpenDB(ctx context.Context, databaseURL string, opts Options) (*DB, error) 
 		return nil, err
 	}
 	if err := s.migrate(ctx); err != nil {
-		_ = s.Close()
+		_ = s.closeDB()
 		return nil, err
 	}
+	// SQLite has one writer; on PostgreSQL a quarter of the pool commits
+	// message batches in parallel, leaving the rest to reads and other writes.
+	shards := 1
+	if s.dialect == dialectPostgres {
+		shards = max(1, s.w.Stats().MaxOpenConnections/4)
+	}
+	s.send = newSender(s, shards)
 	return s, nil
 }
 
@@ -214,8 +223,14 @@ func (s *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the pools.
+// Close stops the message committers (answering queued sends) and closes
+// the pools.
 func (s *DB) Close() error {
+	s.send.close()
+	return s.closeDB()
+}
+
+func (s *DB) closeDB() error {
 	err := s.w.Close()
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())
@@ -252,22 +267,42 @@ func (s *DB) write(ctx context.Context, fn func(t *tx) error) error {
 	return nil
 }
 
+// outboxRow is one event to write to the outbox.
+type outboxRow struct {
+	typ            event.Type
+	recipients     []string
+	conversationID string
+	actorID        string
+	data           any
+}
+
 // emit writes one outbox row in the transaction.
 func (t *tx) emit(typ event.Type, recipients []string, conversationID, actorID string, data any) error {
-	env, err := event.New(typ, recipients, conversationID, actorID, data, t.now)
-	if err != nil {
-		return err
+	return t.emitAll([]outboxRow{{typ, recipients, conversationID, actorID, data}})
+}
+
+// emitAll writes outbox rows in order with one statement.
+func (t *tx) emitAll(rows []outboxRow) error {
+	if len(rows) == 0 {
+		return nil
 	}
-	raw, err := json.Marshal(env)
-	if err != nil {
-		return fmt.Errorf("marshal %s envelope: %w", typ, err)
+	args := make([]any, 0, 3*len(rows))
+	for _, r := range rows {
+		env, err := event.New(r.typ, r.recipients, r.conversationID, r.actorID, r.data, t.now)
+		if err != nil {
+			return err
+		}
+		raw, err := json.Marshal(env)
+		if err != nil {
+			return fmt.Errorf("marshal %s envelope: %w", r.typ, err)
+		}
+		args = append(args, env.ID, string(raw), micros(t.now))
 	}
 	if _, err := t.ExecContext(t.ctx,
-		`INSERT INTO outbox (event_id, envelope, created_at) VALUES ($1, $2, $3)`,
-		env.ID, string(raw), micros(t.now)); err != nil {
-		return fmt.Errorf("write outbox %s: %w", typ, err)
+		`INSERT INTO outbox (event_id, envelope, created_at) VALUES `+valueRows(len(rows), 3), args...); err != nil {
+		return fmt.Errorf("write outbox: %w", err)
 	}
-	t.events++
+	t.events += len(rows)
 	return nil
 }
 
@@ -324,7 +359,22 @@ func placeholders(from, n int) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "$%d", from+i)
+		b.WriteByte('$')
+		b.WriteString(strconv.Itoa(from + i))
+	}
+	return b.String()
+}
+
+// valueRows returns "($1, ..., $cols), ($cols+1, ...), ..." for rows rows.
+func valueRows(rows, cols int) string {
+	var b strings.Builder
+	for r := range rows {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		b.WriteString(placeholders(1+r*cols, cols))
+		b.WriteByte(')')
 	}
 	return b.String()
 }

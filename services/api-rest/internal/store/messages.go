@@ -70,14 +70,21 @@ func scanMessage(r scanner) (event.Message, error) {
 	return *n.message(), nil
 }
 
-// CreateMessage appends a message; see Store.
+// CreateMessage appends a message; see Store. It goes through the
+// write-combining sender (batch.go).
+func (s *DB) CreateMessage(ctx context.Context, m NewMessage) (event.Message, bool, error) {
+	return s.send.submit(ctx, m)
+}
+
+// createOne persists one message in its own transaction: the fallback when a
+// batch fails as a whole.
 //
 // The conditional UPDATE of last_seq is both the membership check and, on
 // PostgreSQL, the conversation row lock that serialises senders, so seq is
 // gap-free (a rolled-back send rolls its increment back too). A repeated
 // client_msg_id is answered from the stored message; when two identical sends
 // race, the unique index stops the second and it reads the first.
-func (s *DB) CreateMessage(ctx context.Context, m NewMessage) (event.Message, bool, error) {
+func (s *DB) createOne(ctx context.Context, m NewMessage) (event.Message, bool, error) {
 	if m.ClientMsgID != "" {
 		msg, err := s.messageByClientID(ctx, m)
 		if err == nil {

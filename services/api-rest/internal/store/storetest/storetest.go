@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,8 +18,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver for schema set-up
+	"github.com/sirupsen/logrus"
 
-	"github.com/chat5202ol/mop/pkg/logging"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store"
 )
 
@@ -50,8 +51,9 @@ func (b Backend) URL(t testing.TB) string {
 	return freshSchema(t, b.pg)
 }
 
-// Open opens a fresh store, closed at cleanup. Zero options get a discarding
-// logger and a small pool.
+// Open opens a fresh store, closed at cleanup. Zero options get a logger
+// that fails the test on warnings and errors (the store logs only what
+// should not happen) and a small pool.
 func (b Backend) Open(t testing.TB, opts store.Options) *store.DB {
 	t.Helper()
 	return b.OpenURL(t, b.URL(t), opts)
@@ -62,7 +64,7 @@ func (b Backend) Open(t testing.TB, opts store.Options) *store.DB {
 func (b Backend) OpenURL(t testing.TB, databaseURL string, opts store.Options) *store.DB {
 	t.Helper()
 	if opts.Log == nil {
-		opts.Log = logging.Discard()
+		opts.Log = failOnWarn(t)
 	}
 	if opts.MaxConns == 0 {
 		opts.MaxConns = testConns
@@ -144,4 +146,25 @@ func freshSchema(t testing.TB, adminURL string) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// failOnWarn returns a logger that reports warnings and errors as test
+// failures and drops the rest.
+func failOnWarn(t testing.TB) *logrus.Entry {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	l.AddHook(failHook{t})
+	return logrus.NewEntry(l)
+}
+
+type failHook struct{ t testing.TB }
+
+func (failHook) Levels() []logrus.Level {
+	return []logrus.Level{logrus.PanicLevel, logrus.FatalLevel, logrus.ErrorLevel, logrus.WarnLevel}
+}
+
+func (h failHook) Fire(e *logrus.Entry) error {
+	msg, _ := e.String()
+	h.t.Errorf("store logged %s: %s", e.Level, msg)
+	return nil
 }

@@ -1,0 +1,72 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/chat5202ol/mop/pkg/event"
+	"github.com/chat5202ol/mop/pkg/logging"
+)
+
+// createOne is the path a send takes when its batch fails as a whole; it must
+// keep the same guarantees on its own (gap-free seq, one message per client
+// id under a race). Batches are hard to fail on purpose, so it is tested
+// directly, on SQLite.
+func TestCreateOneAlone(t *testing.T) {
+	ctx := context.Background()
+	s, err := OpenDB(ctx, filepath.Join(t.TempDir(), "mop.db"), Options{Log: logging.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	u, err := s.CreateUser(ctx, NewUser{Username: "alice", PasswordHash: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := s.CreateConversation(ctx, NewConversation{Type: event.ConversationGroup, CreatorID: u.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	ids := make([]string, n)
+	created := 0
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m, cr, err := s.createOne(ctx, NewMessage{ConversationID: c.ID, SenderID: u.ID, Body: "x", ClientMsgID: "same"})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			ids[i] = m.ID
+			if cr {
+				created++
+			}
+		}()
+	}
+	wg.Wait()
+	if created != 1 {
+		t.Fatalf("%d created", created)
+	}
+	for _, id := range ids {
+		if id != ids[0] {
+			t.Fatal("different messages for one client id")
+		}
+	}
+	m, cr, err := s.createOne(ctx, NewMessage{ConversationID: c.ID, SenderID: u.ID, Body: "y"})
+	if err != nil || !cr || m.Seq != 2 {
+		t.Fatalf("next: %+v %v %v", m, cr, err)
+	}
+	_, _, err = s.createOne(ctx, NewMessage{ConversationID: c.ID, SenderID: "ghost", Body: "y"})
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("ghost: %v", err)
+	}
+}
