@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
-  DESKTOP, PHONE, bodies, conversation, cspViolations, launch, loginInUi, message, messages, newPage,
+  DESKTOP, PASSWORD, PHONE, bodies, conversation, cspViolations, launch, loginInUi, message, messages, newPage,
   registerInUi, rest, screenshot, sendInUi, serveDist, sessionOf, uniqueName, waitForAttr,
   waitForCount, waitForText, webUrl,
 } from './helpers.mjs';
@@ -22,7 +22,7 @@ describe('web client', () => {
     browser = await launch();
     alice = await newPage(browser, DESKTOP);
     bob = await newPage(browser, DESKTOP);
-    carol = await rest('POST', '/auth/register', { body: { username: uniqueName('carol'), password: 'carol password', display_name: 'Carol Chen' } });
+    carol = await rest('POST', '/auth/register', { body: { username: uniqueName('carol'), password: PASSWORD, display_name: 'Carol Chen' } });
   });
 
   after(async () => {
@@ -255,6 +255,18 @@ describe('web client', () => {
     await bob.getByRole('alert').filter({ hasText: 'Your session has ended' }).waitFor();
     assert.equal(await sessionOf(bob), null);
     await screenshot(bob, 'desktop-revoked');
+
+    // A stolen refresh token: someone else spends it first, then the page's own refresh
+    // presents the spent token, which revokes the session (refresh_reused).
+    const page = await newPage(browser, DESKTOP);
+    await loginInUi(page, carol.user.username);
+    const { refresh_token: stolen } = await sessionOf(page);
+    await rest('POST', '/auth/refresh', { body: { refresh_token: stolen } });
+    await page.evaluate(() => { window.mop.session.refresh().catch(() => {}); }); // not awaited: the page reloads
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    await page.getByRole('alert').filter({ hasText: 'used twice' }).waitFor();
+    assert.equal(await sessionOf(page), null);
+    await page.context().close();
   });
 
   it('ran without Content-Security-Policy violations', () => {
