@@ -402,7 +402,7 @@ func (r *run) fanouts(ctx context.Context, env *scenario.Env, res *Result, durin
 	}
 	if p.OverloadRate > 0 && ctx.Err() == nil {
 		or, err := sess.Overload(ctx, scenario.OverloadOptions{Rate: p.OverloadRate, Duration: p.OverloadDur,
-			SlowReaders: p.SlowReaders, IdleRSS: res.IdleRSS, BodyBytes: 4096})
+			SlowReaders: p.SlowReaders, IdleRSS: res.IdleRSS, BodyBytes: 16000})
 		if err != nil {
 			r.fail(name+": overload", err)
 		}

@@ -18,6 +18,9 @@ type Machine struct {
 	Go        string  `json:"go"`
 	Node      string  `json:"node"`
 	PortRange string  `json:"ip_local_port_range"`
+	// LoadAvg is the load average when the run started: the machine is
+	// shared, and a number taken at load 10 on 2 cores says so.
+	LoadAvg string `json:"load_average"`
 }
 
 // DescribeMachine reads /proc and asks the toolchains for their versions.
@@ -43,6 +46,11 @@ func DescribeMachine() Machine {
 	}
 	if out, err := exec.Command("node", "--version").Output(); err == nil {
 		m.Node = strings.TrimSpace(string(out))
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			m.LoadAvg = strings.Join(f[:3], " ")
+		}
 	}
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
 		m.PortRange = strings.Join(strings.Fields(string(b)), "-")

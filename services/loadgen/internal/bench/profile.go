@@ -31,6 +31,9 @@ type Profile struct {
 
 	StormMissed int `json:"storm_missed_messages"`
 
+	// REST: each worker posts to its own conversation when RESTConvs equals
+	// RESTConc (a busy deployment has many conversations; one hot
+	// conversation serialises on its seq and measures lock waits instead).
 	RESTConc  int           `json:"rest_concurrency"`
 	RESTConvs int           `json:"rest_conversations"`
 	RESTDur   time.Duration `json:"rest_duration_ns"`
@@ -51,19 +54,19 @@ var Profiles = map[string]Profile{
 	"quick": {
 		Name: "quick", IdleConns: 5000, IdleSteps: 5,
 		Members: 1000, FanoutRate: 10, FanoutDur: 10 * time.Second, BurstRuns: 5,
-		RampRates: []float64{25, 50, 100, 150, 200}, RampStep: 4 * time.Second,
+		RampRates: []float64{5, 10, 15, 20, 30, 50, 100}, RampStep: 4 * time.Second,
 		OverloadRate: 400, OverloadDur: 5 * time.Second, SlowReaders: 100,
 		StormMissed: 5,
-		RESTConc:    32, RESTConvs: 8, RESTDur: 5 * time.Second,
+		RESTConc:    32, RESTConvs: 32, RESTDur: 5 * time.Second,
 		Sources: 4,
 	},
 	"full": {
 		Name: "full", IdleConns: 50000, IdleSteps: 10,
-		Members: 5000, FanoutRate: 10, FanoutDur: 30 * time.Second, BurstRuns: 9,
-		RampRates: []float64{10, 20, 30, 40, 50, 60, 80}, RampStep: 5 * time.Second,
+		Members: 5000, FanoutRate: 10, FanoutDur: 10 * time.Second, BurstRuns: 9,
+		RampRates: []float64{1, 2, 4, 6, 8, 10, 20, 30, 40}, RampStep: 5 * time.Second,
 		OverloadRate: 120, OverloadDur: 10 * time.Second, SlowReaders: 250,
 		StormMissed: 5,
-		RESTConc:    64, RESTConvs: 16, RESTDur: 15 * time.Second,
+		RESTConc:    64, RESTConvs: 64, RESTDur: 15 * time.Second,
 		Sources: 8,
 	},
 }

@@ -178,8 +178,8 @@ func Markdown(r *bench.Report, plots []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# mop benchmark — profile %s\n\n", r.Profile.Name)
 	m := r.Machine
-	fmt.Fprintf(&b, "Run %s (%s). Machine: %s, %d cores, %.0f GiB, Linux %s, %s, Node %s; load generator on the same machine.\n\n",
-		r.Started.UTC().Format("2006-01-02 15:04 UTC"), r.Finished.Sub(r.Started).Round(1e9), m.CPU, m.Cores, m.MemoryGiB, m.Kernel, m.Go, m.Node)
+	fmt.Fprintf(&b, "Run %s (%s). Machine: %s, %d cores, %.0f GiB, Linux %s, %s, Node %s; load generator on the same machine; load average at start %s (shared machine).\n\n",
+		r.Started.UTC().Format("2006-01-02 15:04 UTC"), r.Finished.Sub(r.Started).Round(1e9), m.CPU, m.Cores, m.MemoryGiB, m.Kernel, m.Go, m.Node, m.LoadAvg)
 	b.WriteString("| scenario | target | mop | Node.js socket.io | mop / Node | |\n|---|---|---|---|---|---|\n")
 	for _, x := range rows {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", x.what, x.target, x.mop, x.node, x.ratio, x.verdict)
