@@ -53,13 +53,28 @@ const ipBindAddressNoPort = 24
 // NewDialer returns a Dialer for url (ws://host:port/socket.io/...) whose
 // connections leave from source (nil: the kernel's choice).
 func NewDialer(url string, source net.IP, timeout time.Duration) *Dialer {
+	return NewDialerBuf(url, source, timeout, 0)
+}
+
+// NewDialerBuf is NewDialer with a fixed socket receive buffer (0: the
+// kernel's autotuning, which on loopback grows to tcp_rmem's maximum of tens
+// of MB). A bounded buffer is what makes a client that stops reading push
+// back on the server within a few messages, as a phone on a bad network does.
+func NewDialerBuf(url string, source net.IP, timeout time.Duration, recvBuf int) *Dialer {
 	nd := &net.Dialer{Timeout: timeout}
 	if source != nil {
 		nd.LocalAddr = &net.TCPAddr{IP: source}
+	}
+	if source != nil || recvBuf > 0 {
 		nd.Control = func(_, _ string, rc syscall.RawConn) error {
 			var serr error
 			err := rc.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
+				if source != nil {
+					serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
+				}
+				if serr == nil && recvBuf > 0 {
+					serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, recvBuf)
+				}
 			})
 			if err != nil {
 				return err

@@ -164,7 +164,11 @@ func NewSession(ctx context.Context, env *Env, m int, reconnect bool) (*Session,
 	for i, u := range users {
 		tokens[i] = u.Token
 	}
-	sw, cr, err := swarm.Connect(ctx, swarm.Options{URL: env.Sys.SocketURL(), Sources: env.Sources, Reconnect: reconnect}, tokens, r)
+	// A bounded receive buffer (256 KiB) so that a member that stops reading
+	// (overload) backs up into the server within a few messages instead of
+	// into tens of MB of loopback socket buffers.
+	sw, cr, err := swarm.Connect(ctx, swarm.Options{URL: env.Sys.SocketURL(), Sources: env.Sources,
+		Reconnect: reconnect, RecvBuf: 256 << 10}, tokens, r)
 	res.Connect = cr
 	if err != nil {
 		return nil, res, err

@@ -25,6 +25,7 @@ type Options struct {
 	Parallel    int           // dials in flight; default 64
 	DialTimeout time.Duration // per dial incl. Socket.IO CONNECT; default 10s
 	Reconnect   bool          // redial after the server drops a connection
+	RecvBuf     int           // socket receive buffer; 0: kernel autotuning
 	// Backoff of the reconnect, as socket.io-client: base doubling up to max,
 	// times a random factor in [1-Jitter, 1+Jitter].
 	BackoffBase, BackoffMax time.Duration
@@ -101,10 +102,10 @@ func Connect(ctx context.Context, opts Options, tokens []string, m Member) (*Swa
 		connectAll: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	if len(opts.Sources) == 0 {
-		s.dialers = []*client.Dialer{client.NewDialer(opts.URL, nil, opts.DialTimeout)}
+		s.dialers = []*client.Dialer{client.NewDialerBuf(opts.URL, nil, opts.DialTimeout, opts.RecvBuf)}
 	}
 	for _, ip := range opts.Sources {
-		s.dialers = append(s.dialers, client.NewDialer(opts.URL, ip, opts.DialTimeout))
+		s.dialers = append(s.dialers, client.NewDialerBuf(opts.URL, ip, opts.DialTimeout, opts.RecvBuf))
 	}
 	start := time.Now()
 	sem := make(chan struct{}, opts.Parallel)
