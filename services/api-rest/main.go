@@ -129,6 +129,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer func() {
+		if !nc.IsConnected() {
+			nc.Close() // nothing to flush, and draining would wait for a server
+			return
+		}
 		if err := bus.Drain(nc, cfg.ShutdownTimeout); err != nil {
 			log.WithError(err).Warn("drain nats")
 		}
@@ -231,6 +235,9 @@ func runRelay(ctx context.Context, js jetstream.JetStream, subj event.Subjects, 
 			if err := r.Run(ctx); err != nil {
 				log.WithError(err).Error("outbox relay stopped")
 			}
+			return
+		}
+		if ctx.Err() != nil {
 			return
 		}
 		log.WithError(err).Warn("nats stream set-up failed, retrying")

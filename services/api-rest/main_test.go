@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -34,6 +35,47 @@ func TestVersionAndBadConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("production config error %v does not mention %s", err, want)
 		}
+	}
+}
+
+// TestWithoutNATS: api-rest serves and reports unready while NATS is away,
+// and a signal still stops it promptly.
+func TestWithoutNATS(t *testing.T) {
+	addr := freeAddr(t)
+	env := map[string]string{"HTTP_ADDR": addr, "NATS_URL": "nats://" + freeAddr(t), "DATABASE_URL": t.TempDir() + "/mop.db",
+		"LOG_LEVEL": "error", "SHUTDOWN_TIMEOUT": "1m"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, io.Discard) }()
+	var ready struct {
+		Status string
+		Checks map[string]string
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			_ = json.NewDecoder(resp.Body).Decode(&ready)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusServiceUnavailable || ready.Checks["nats"] != "unavailable" || ready.Checks["store"] != "ok" {
+				t.Fatalf("readyz without NATS: %d %+v", resp.StatusCode, ready)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not serving: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond) // waiting for the listener of a goroutine we cannot observe otherwise
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(15 * time.Second): // far below SHUTDOWN_TIMEOUT: shutdown must not wait for NATS
+		t.Fatal("shutdown waits for the absent NATS")
 	}
 }
 

@@ -70,7 +70,7 @@ func (s *server) readyz(c *gin.Context) {
 	)
 	for name, check := range s.opts.Checks {
 		wg.Go(func() {
-			err := check(ctx)
+			err := guard(ctx, check)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -83,9 +83,25 @@ func (s *server) readyz(c *gin.Context) {
 	}
 	wg.Wait()
 	if len(failed) > 0 {
-		s.opts.Log.WithField("checks", failed).Warn("not ready")
+		if s.unready.CompareAndSwap(false, true) {
+			s.opts.Log.WithField("checks", failed).Warn("not ready")
+		}
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "version": s.opts.Version, "checks": checks})
 		return
 	}
+	if s.unready.CompareAndSwap(true, false) {
+		s.opts.Log.Info("ready again")
+	}
 	c.JSON(http.StatusOK, gin.H{"status": "ok", "version": s.opts.Version, "checks": checks})
+}
+
+// guard runs a check, turning a panic into an error: checks run on their own
+// goroutines, where the recovery middleware cannot catch it.
+func guard(ctx context.Context, check Check) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("check panicked: %v", r)
+		}
+	}()
+	return check(ctx)
 }

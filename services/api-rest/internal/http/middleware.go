@@ -83,10 +83,12 @@ func (s *server) accessLog(c *gin.Context) {
 		entry = entry.WithError(err.Err)
 	}
 	switch {
+	case route == "/readyz" || (status < 500 && (route == "/healthz" || route == "/metrics")):
+		// Probes every few seconds would drown the log; readiness changes are
+		// logged by readyz itself, once per change.
+		entry.Debug("request")
 	case status >= 500:
 		entry.Error("request failed")
-	case c.FullPath() == "/healthz" || c.FullPath() == "/readyz" || c.FullPath() == "/metrics":
-		entry.Debug("request") // probes every few seconds would drown the log
 	default:
 		entry.Info("request")
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-contrib/cors"
@@ -59,6 +60,7 @@ type server struct {
 	loginIP  *limit.Keyed
 	loginID  *limit.Keyed
 	register *limit.Keyed
+	unready  atomic.Bool // last readiness answer was 503 (log changes only)
 }
 
 // New returns the HTTP handler of api-rest.

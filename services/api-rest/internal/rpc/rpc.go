@@ -40,6 +40,7 @@ type Server struct {
 	subj     event.Subjects
 	log      *logrus.Entry
 	slots    chan struct{}
+	nc       *nats.Conn
 	subs     []*nats.Subscription
 
 	mu       sync.Mutex // orders inflight.Add against Stop's Wait
@@ -58,6 +59,7 @@ type handler func(ctx context.Context, data []byte) (any, error)
 // Start subscribes every responder on nc. It works while nc is still
 // connecting: subscriptions are sent when the connection comes up.
 func (s *Server) Start(nc *nats.Conn) error {
+	s.nc = nc
 	for name, h := range map[event.RPCName]handler{
 		event.RPCMembers:       decoded(s.members),
 		event.RPCSendMessage:   decoded(s.send),
@@ -81,7 +83,17 @@ func (s *Server) Start(nc *nats.Conn) error {
 // Stop drains the subscriptions (requests already delivered are still
 // answered) and waits for requests in flight, or until ctx ends.
 func (s *Server) Stop(ctx context.Context) {
+	if s.nc != nil && !s.nc.IsConnected() {
+		// Draining needs the server's answer; without a connection it would
+		// only wait out ctx. Nothing can be delivered anyway.
+		for _, sub := range s.subs {
+			_ = sub.Unsubscribe()
+		}
+	}
 	for _, sub := range s.subs {
+		if !sub.IsValid() {
+			continue
+		}
 		closed := sub.StatusChanged(nats.SubscriptionClosed)
 		if err := sub.Drain(); err != nil {
 			continue // already closed (e.g. the connection is gone)
