@@ -12,8 +12,9 @@
 #      socket.io-client over TLS (scripts/edge/e2e): REST, wss, CORS, polling through the
 #      sticky upstream, replacing one api-ws instance without losing a message.
 #
-# Environment: MOP_EDGE_BIN_DIR (default bin/) holds the binaries; MOP_EDGE_REQUIRE_STACK=1 fails (instead of skipping) phase 4 when the binaries are
-# missing or do not start; MOP_EDGE_SKIP_STACK=1 skips it; KEEP=1 keeps the temp dir.
+# Environment: MOP_EDGE_BIN_DIR (default bin/) holds the binaries. Phase 4 fails when they are
+# missing or do not become ready; MOP_EDGE_REQUIRE_STACK=0 turns that into a SKIP line, and
+# MOP_EDGE_SKIP_STACK=1 skips phase 4 altogether. KEEP=1 keeps the temp dir.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -421,7 +422,7 @@ fi
 # ---------------------------------------------------------------- 4. the real stack
 section "stack (api-rest, 2x api-ws, NATS) through nginx"
 stack_skip() {
-	if [ -n "${MOP_EDGE_REQUIRE_STACK:-}" ]; then bad "stack: $*"; else echo "SKIP - stack phase: $*"; fi
+	if [ "${MOP_EDGE_REQUIRE_STACK:-1}" != 0 ]; then bad "stack: $*"; else echo "SKIP - stack phase: $*"; fi
 }
 bins_ok=1
 bindir="${MOP_EDGE_BIN_DIR:-$repo/bin}"
