@@ -249,7 +249,7 @@ check "ws-api sets the route cookie to the client address when absent" grep -qi 
 kurl "$H_WS" -D "$hdr" -o /dev/null -H 'Cookie: mop_ws_route=10.1.2.3' "$(https_url "$H_WS" '/socket.io/?EIO=4&transport=polling')"
 check "no Set-Cookie when the client already has a route cookie" bash -c "! grep -qi '^set-cookie:' '$hdr'"
 sticky_ok=1 seen=""
-for k in $(seq 1 16); do
+for k in $(seq 1 24); do
 	first=""
 	for _ in 1 2 3; do
 		b="$(kurl "$H_WS" -H "Cookie: mop_ws_route=10.9.0.$k" "$(https_url "$H_WS" "/socket.io/?EIO=4&transport=polling&sid=s$k")" | sed -n 's/.*"backend": "\([a-z0-9]*\)".*/\1/p')"
@@ -258,7 +258,7 @@ for k in $(seq 1 16); do
 	done
 	seen+=" $first"
 done
-check "same route key, same api-ws instance (16 keys x 3 requests)" test "$sticky_ok" = 1
+check "same route key, same api-ws instance (24 keys x 3 requests)" test "$sticky_ok" = 1
 check "route keys spread over both api-ws instances" bash -c "grep -q ws1 <<<'$seen' && grep -q ws2 <<<'$seen'"
 b1="$(kurl "$H_WS" "$(https_url "$H_WS" '/socket.io/?EIO=4&transport=polling&sid=abc')" | sed -n 's/.*"backend": "\([a-z0-9]*\)".*/\1/p')"
 b2="$(kurl "$H_WS" "$(https_url "$H_WS" '/socket.io/?EIO=4&transport=polling&sid=abc')" | sed -n 's/.*"backend": "\([a-z0-9]*\)".*/\1/p')"

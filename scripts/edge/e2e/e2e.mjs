@@ -176,7 +176,7 @@ async function main() {
 
   // --- polling through the sticky upstream, two api-ws instances
   const polls = [];
-  for (let k = 1; k <= 12; k++) polls.push(connect(bob, { transports: ['polling'], cookie: `mop_ws_route=10.20.0.${k}`, name: `poll${k}` }));
+  for (let k = 1; k <= 20; k++) polls.push(connect(bob, { transports: ['polling'], cookie: `mop_ws_route=10.20.0.${k}`, name: `poll${k}` }));
   polls.push(connect(bob, { transports: ['polling'], name: 'poll-nocookie' }));
   await Promise.all(polls.map((s) => connected(s, s.mopName)));
   ok(polls.every((s) => s.io.engine.transport.name === 'polling'), `${polls.length} long-polling clients connected through ${wsHost}`);
