@@ -7,13 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/chat5202ol/mop/pkg/bus"
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/pkg/logging"
-	"github.com/chat5202ol/mop/pkg/natstest"
 	"github.com/chat5202ol/mop/services/api-rest/internal/outbox"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store/storetest"
@@ -26,30 +21,19 @@ import (
 func BenchmarkRelay(b *testing.B) {
 	for _, be := range storetest.Backends(b) {
 		b.Run(be.Name, func(b *testing.B) {
-			s := natstest.Start(b)
-			nc, err := nats.Connect(s.ClientURL())
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer nc.Close()
-			js, err := jetstream.New(nc)
-			if err != nil {
-				b.Fatal(err)
-			}
-			subj := event.MustSubjects("bench")
-			_, kv, err := bus.Setup(context.Background(), js, subj, 1)
-			if err != nil {
-				b.Fatal(err)
-			}
-			st := be.Open(b, store.Options{MaxConns: 16})
-			fill(b, st, b.N)
+			h := newHarness(b, be, true)
+			fill(b, h.st, b.N)
 
-			r := outbox.New(st, js, subj, kv, logging.Discard())
+			r := outbox.New(h.st, h.js, h.subj, h.kv, logging.Discard())
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			b.ResetTimer()
 			go func() { done <- r.Run(ctx) }()
+			deadline := time.Now().Add(5 * time.Minute)
 			for r.Stats().Published < uint64(b.N) {
+				if time.Now().After(deadline) {
+					b.Fatalf("published %d of %d", r.Stats().Published, b.N)
+				}
 				time.Sleep(time.Millisecond)
 			}
 			b.StopTimer()

@@ -25,7 +25,7 @@ import (
 const waitFor = 20 * time.Second
 
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	ctx  context.Context
 	b    storetest.Backend
 	url  string
@@ -40,7 +40,7 @@ type harness struct {
 
 // newHarness starts NATS, opens a store and, when setup is true, creates the
 // stream and bucket.
-func newHarness(t *testing.T, b storetest.Backend, setup bool) *harness {
+func newHarness(t testing.TB, b storetest.Backend, setup bool) *harness {
 	t.Helper()
 	s := natstest.Start(t)
 	nc, err := nats.Connect(s.ClientURL())

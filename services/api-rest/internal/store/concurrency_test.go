@@ -28,6 +28,32 @@ func parallel(n int, fn func(i int)) {
 	wg.Wait()
 }
 
+// raceForOne runs n identical creations at once and checks that exactly one
+// created and all got the same answer, which it returns.
+func raceForOne[T comparable](t *testing.T, n int, create func(i int) (T, bool, error)) T {
+	t.Helper()
+	got := make([]T, n)
+	created := make([]bool, n)
+	errs := make([]error, n)
+	parallel(n, func(i int) { got[i], created[i], errs[i] = create(i) })
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	wins := 0
+	for i := range n {
+		if created[i] {
+			wins++
+		}
+		if got[i] != got[0] {
+			t.Fatalf("answer %d differs: %+v vs %+v", i, got[i], got[0])
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d creations, want 1", wins)
+	}
+	return got[0]
+}
+
 func TestConcurrentSendsGapFree(t *testing.T) {
 	eachDB(t, func(t *testing.T, f *fixture) {
 		alice, bob, eve := f.user("alice"), f.user("bob"), f.user("eve")
@@ -84,27 +110,11 @@ func TestConcurrentIdempotentSend(t *testing.T) {
 		alice, bob := f.user("alice"), f.user("bob")
 		d := f.direct(alice, bob)
 		f.drain()
-		const n = 20
-		msgs := make([]event.Message, n)
-		created := make([]bool, n)
-		errs := make([]error, n)
-		parallel(n, func(i int) {
-			msgs[i], created[i], errs[i] = f.s.CreateMessage(f.ctx, store.NewMessage{ConversationID: d.ID, SenderID: alice.ID, Body: "once", ClientMsgID: "same"})
+		msg := raceForOne(t, 20, func(int) (event.Message, bool, error) {
+			return f.s.CreateMessage(f.ctx, store.NewMessage{ConversationID: d.ID, SenderID: alice.ID, Body: "once", ClientMsgID: "same"})
 		})
-		if err := errors.Join(errs...); err != nil {
-			t.Fatal(err)
-		}
-		wins := 0
-		for i := range n {
-			if created[i] {
-				wins++
-			}
-			if msgs[i] != msgs[0] {
-				t.Fatalf("answer %d differs: %+v vs %+v", i, msgs[i], msgs[0])
-			}
-		}
-		if wins != 1 || msgs[0].Seq != 1 {
-			t.Fatalf("%d creations, seq %d; want one with seq 1", wins, msgs[0].Seq)
+		if msg.Seq != 1 {
+			t.Fatalf("seq %d, want 1", msg.Seq)
 		}
 		f.expectEvents(ev(event.MessageCreated, alice, bob))
 		// The losers rolled their seq back: the next message is 2.
@@ -117,33 +127,14 @@ func TestConcurrentIdempotentSend(t *testing.T) {
 func TestConcurrentDirectCreation(t *testing.T) {
 	eachDB(t, func(t *testing.T, f *fixture) {
 		alice, bob := f.user("alice"), f.user("bob")
-		const n = 20
-		convs := make([]string, n)
-		created := make([]bool, n)
-		errs := make([]error, n)
-		parallel(n, func(i int) {
+		raceForOne(t, 20, func(i int) (string, bool, error) {
 			a, b := alice, bob
 			if i%2 == 1 {
 				a, b = bob, alice
 			}
-			c, cr, err := f.s.CreateConversation(f.ctx, store.NewConversation{Type: event.ConversationDirect, CreatorID: a.ID, MemberIDs: []string{b.ID}})
-			convs[i], created[i], errs[i] = c.ID, cr, err
+			c, created, err := f.s.CreateConversation(f.ctx, store.NewConversation{Type: event.ConversationDirect, CreatorID: a.ID, MemberIDs: []string{b.ID}})
+			return c.ID, created, err
 		})
-		if err := errors.Join(errs...); err != nil {
-			t.Fatal(err)
-		}
-		wins := 0
-		for i := range n {
-			if created[i] {
-				wins++
-			}
-			if convs[i] != convs[0] {
-				t.Fatalf("two conversations for one pair: %s %s", convs[i], convs[0])
-			}
-		}
-		if wins != 1 {
-			t.Fatalf("%d creations, want 1", wins)
-		}
 		f.expectEvents(ev(event.ConversationCreated, alice, bob))
 		list, err := f.s.ListConversations(f.ctx, alice.ID)
 		if err != nil || len(list) != 1 {
