@@ -186,6 +186,8 @@ func mask(v reflect.Value, out map[string]any) {
 			}
 		case fv.Kind() == reflect.String:
 			out[name] = redactURL(fv.String())
+		case fv.Type() == reflect.TypeOf(time.Duration(0)):
+			out[name] = fv.Interface().(time.Duration).String()
 		default:
 			out[name] = fv.Interface()
 		}

@@ -73,6 +73,9 @@ func TestMaskedHidesSecrets(t *testing.T) {
 	if m["JWT_SIGNING_KEY"] != "(set)" || m["SOME_SECRET"] != "(set)" || m["JWT_PREVIOUS_KEYS"] != "(unset)" {
 		t.Fatalf("secrets not masked: %v", m)
 	}
+	if m["ACCESS_TOKEN_TTL"] != "0s" {
+		t.Fatalf("durations should read as durations: %v", m["ACCESS_TOKEN_TTL"])
+	}
 	if s, _ := m["DATABASE_URL"].(string); strings.Contains(s, "pw") || !strings.Contains(s, "bob") {
 		t.Fatalf("URL password not redacted: %v", s)
 	}
