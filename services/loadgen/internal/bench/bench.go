@@ -152,7 +152,7 @@ func (r *run) capToFileLimit() {
 		return
 	}
 	p := &r.rep.Profile
-	allowed := int(lim.Max) - fdReserve - p.Members
+	allowed := int(lim.Max) - fdReserve
 	if p.IdleConns > allowed {
 		r.rep.Notes = append(r.rep.Notes, fmt.Sprintf(
 			"idle connections capped at %d (profile asks %d): RLIMIT_NOFILE hard limit is %d per process here and cannot be raised (no CAP_SYS_RESOURCE)",
