@@ -107,16 +107,30 @@ type Store interface {
 	// Conversations. A direct conversation between the same two users is
 	// returned (created=false), never duplicated.
 	CreateConversation(ctx context.Context, in NewConversation) (c event.Conversation, created bool, err error)
-	Conversation(ctx context.Context, userID, conversationID string) (event.Conversation, error) // with members and caller's counters
-	ListConversations(ctx context.Context, userID string) ([]event.Conversation, error)          // newest activity first
+	// Conversation and ListConversations fill the caller's counters:
+	// unread_count counts the messages after the caller's read marker that
+	// others sent and that are not deleted (one's own messages are never
+	// unread); last_message is the message with seq = last_seq (a tombstone
+	// if it was deleted).
+	Conversation(ctx context.Context, userID, conversationID string) (event.Conversation, error) // with members
+	// ListConversations orders by latest activity (message or membership
+	// change); direct conversations carry their two members, groups none.
+	ListConversations(ctx context.Context, userID string) ([]event.Conversation, error)
+	// AddMembers (any member of a group may add; ErrForbidden on a direct
+	// conversation, ErrInvalid for unknown users) returns all members after
+	// the change; users already in the group are skipped.
 	AddMembers(ctx context.Context, actorID, conversationID string, userIDs []string) ([]event.Member, error)
+	// RemoveMember: the owner removes anyone, anyone removes themselves,
+	// else ErrForbidden (also for direct conversations). An owner who leaves
+	// hands ownership to the longest-standing member.
 	RemoveMember(ctx context.Context, actorID, conversationID, userID string) error
 	MemberIDs(ctx context.Context, userID, conversationID string) ([]string, error)
 	Contacts(ctx context.Context, userID string) ([]string, error)
 
 	// Messages. CreateMessage assigns the next gap-free seq; with a ClientMsgID
 	// already used by the sender in the conversation it returns the stored
-	// message and created=false.
+	// message and created=false. Edit and delete are the sender's only
+	// (ErrForbidden); a deleted message is ErrConflict for both.
 	CreateMessage(ctx context.Context, m NewMessage) (msg event.Message, created bool, err error)
 	Messages(ctx context.Context, userID, conversationID string, p Page) ([]event.Message, error)
 	EditMessage(ctx context.Context, userID, conversationID, messageID, body string) (event.Message, error)

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chat5202ol/mop/pkg/event"
+	"github.com/chat5202ol/mop/pkg/logging"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store/storetest"
 )
@@ -226,5 +229,30 @@ func TestOpenErrors(t *testing.T) {
 				t.Fatal("open succeeded")
 			}
 		})
+	}
+}
+
+func TestOpenSQLitePaths(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{
+		filepath.Join(dir, "new", "nested", "mop.db"), // parent directories are created
+		filepath.Join(dir, "a dir", "m#o%p?x=1"),      // URI characters are escaped; "?" starts options
+		"file:" + filepath.Join(dir, "prefixed.db"),
+	} {
+		s, err := store.Open(context.Background(), p, store.Options{Log: logging.Discard()})
+		if err != nil {
+			t.Fatalf("open %q: %v", p, err)
+		}
+		if _, err := s.CreateUser(context.Background(), store.NewUser{Username: "u", PasswordHash: "h"}); err != nil {
+			t.Fatalf("write %q: %v", p, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"new/nested/mop.db", "a dir/m#o%p", "prefixed.db"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("file %s: %v", f, err)
+		}
 	}
 }
