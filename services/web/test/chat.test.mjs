@@ -85,6 +85,7 @@ describe('web client', () => {
     const before = await messages(alice).count();
     await alice.context().setOffline(true);
     await waitForText(alice.getByTestId('connection-state'), 'Offline');
+    await waitForAttr(alice.getByTestId('presence-dot'), 'data-online', 'false'); // unknown while offline
 
     for (const text of ['missed one', 'missed two', 'missed three']) {
       await sendInUi(bob, text);
@@ -97,6 +98,7 @@ describe('web client', () => {
     await alice.context().setOffline(false);
     await waitForText(alice.getByTestId('connection-state'), 'Connected');
     for (const text of ['missed one', 'missed two', 'missed three']) await message(alice, text).waitFor();
+    await waitForAttr(alice.getByTestId('presence-dot'), 'data-online', 'true');
     // A live message after the recovery: by the time it shows, any duplicate would too.
     await sendInUi(bob, 'welcome back');
     await message(alice, 'welcome back').waitFor();

@@ -43,6 +43,13 @@ export class Chat extends EventTarget {
     this.me = me;
     const on = (name, fn) => realtime.addEventListener(name, (e) => fn(e.detail));
     on('connect', () => this.sync());
+    // Presence is only known while connected; the connect's sync asks again.
+    on('state', ({ state }) => {
+      if (state !== 'connected' && this.presence.size) {
+        this.presence.clear();
+        this.#changed();
+      }
+    });
     on('message.created', (m) => this.#onMessage(m));
     on('message.updated', (m) => this.#onMessageChanged(m));
     on('message.deleted', (m) => this.#onMessageChanged(m));
