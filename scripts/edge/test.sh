@@ -40,19 +40,19 @@ check() { local what="$1"; shift; if "$@"; then ok "$what"; else bad "$what"; fi
 fatal() { bad "$*"; exit 1; }
 section() { echo "== edge: $* ($(($(date +%s) - started))s)"; }
 
-stop_all() {
-	local f pid
-	for f in "$T"/pids/*.pid; do
-		[ -e "$f" ] || continue
-		pid="$(cat "$f" 2>/dev/null || true)"
-		[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
-	done
-	for f in "$T"/pids/*.pid; do
-		[ -e "$f" ] || continue
-		pid="$(cat "$f" 2>/dev/null || true)"
-		[ -n "$pid" ] || continue
-		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$pid" 2>/dev/null || true
+stop_all() { # newest first, so services stop before the NATS server they drain into
+	local name pid
+	[ -f "$T/pids/order" ] || return 0
+	for name in $(tac "$T/pids/order"); do
+		pid="$(cat "$T/pids/$name.pid" 2>/dev/null || true)"
+		[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || continue
+		kill -TERM "$pid" 2>/dev/null || true
+		for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		if kill -0 "$pid" 2>/dev/null; then
+			echo "== edge: $name (pid $pid) ignored SIGTERM for 10 s; killing it"
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+		wait "$pid" 2>/dev/null || true
 	done
 }
 finish() {
@@ -84,6 +84,7 @@ start() {
 	shift
 	"$@" >"$T/logs/$name.log" 2>&1 &
 	echo $! >"$T/pids/$name.pid"
+	echo "$name" >>"$T/pids/order"
 }
 wait_for() { # timeout-seconds description command...: poll until the command succeeds
 	local timeout="$1" what="$2"
