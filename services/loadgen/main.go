@@ -54,6 +54,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	pg := fs.String("postgres", getenv("BENCH_POSTGRES_URL"), "PostgreSQL admin URL for the REST scenario (empty: skip)")
 	pprof := fs.Bool("pprof", true, "take api-ws CPU and heap profiles (PPROF_ADDR)")
 	wsEnv := fs.String("ws-env", "", "extra api-ws environment, comma-separated (e.g. GOGC=200)")
+	idle := fs.Int("idle", -1, "override the profile's idle connections")
+	members := fs.Int("members", -1, "override the profile's fan-out group size")
 	limit := fs.Duration("timeout", 0, "abort the run after this long (0: by profile)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -90,9 +92,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	default:
 		return fmt.Errorf("unknown command %q: want bench or smoke", cmd)
 	}
+	if *idle >= 0 {
+		cfg.Profile.IdleConns = *idle
+	}
+	if *members >= 0 {
+		cfg.Profile.Members = *members
+	}
 	if *limit == 0 {
 		*limit = map[string]time.Duration{"smoke": 2 * time.Minute, "quick": 15 * time.Minute}[cfg.Profile.Name]
-		if *limit == 0 {
+		if *idle >= 0 {
+		cfg.Profile.IdleConns = *idle
+	}
+	if *members >= 0 {
+		cfg.Profile.Members = *members
+	}
+	if *limit == 0 {
 			*limit = 45 * time.Minute
 		}
 	}

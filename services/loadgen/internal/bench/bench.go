@@ -334,7 +334,7 @@ func (r *run) idle(ctx context.Context, env *scenario.Env, res *Result, atPeak f
 		r.fail(env.Sys.Name()+": idle", err)
 	}
 	res.Idle = &ir
-	sleepCtx(ctx, 3*time.Second) // let the server reclaim the idle sockets
+	env.Settle(ctx, 90*time.Second) // the server reclaims the idle sockets (presence offline)
 }
 
 // fanouts runs one session for burst, fan-out (profiled) and the ramp, then the

@@ -83,6 +83,51 @@ func (e *Env) metrics(ctx context.Context) probe.Metrics {
 	return m
 }
 
+// Settle waits until the server has finished the work that connecting or
+// disconnecting many sockets queued (for mop: presence transitions fanned
+// out to every contact), so the next scenario measures only itself. It
+// polls the server's event counters and returns how long it took and how
+// many events the server wrote meanwhile; without metrics it just pauses.
+func (e *Env) Settle(ctx context.Context, limit time.Duration) (time.Duration, float64) {
+	start := time.Now()
+	if e.MetricsURL == "" {
+		sleep(ctx, time.Second)
+		return time.Since(start), 0
+	}
+	work := func() (float64, bool) {
+		m, err := probe.Scrape(ctx, e.MetricsURL)
+		if err != nil {
+			return 0, false
+		}
+		return m.Sum("mop_ws_events_out_total") + m.Sum("mop_ws_nats_events_total") + m.Sum("mop_ws_events_dropped_total"), true
+	}
+	first, ok := work()
+	if !ok {
+		return 0, 0
+	}
+	last, quiet := first, 0
+	for time.Since(start) < limit && ctx.Err() == nil {
+		sleep(ctx, 500*time.Millisecond)
+		now, ok := work()
+		if !ok {
+			break
+		}
+		if now == last {
+			if quiet++; quiet >= 3 {
+				break
+			}
+		} else {
+			quiet = 0
+		}
+		last = now
+	}
+	d := time.Since(start)
+	if d > 2*time.Second {
+		e.logf("settled after %s (%.0f events written meanwhile)", d.Round(100*time.Millisecond), last-first)
+	}
+	return d, last - first
+}
+
 // router forwards each connection's events to the current scenario's
 // tracker and can hold chosen connections' readers (slow consumers).
 type router struct {
@@ -138,6 +183,14 @@ type SessionResult struct {
 	UsersDur time.Duration       `json:"users_ns"`
 	GroupDur time.Duration       `json:"group_ns"`
 	Connect  swarm.ConnectResult `json:"connect"`
+	// What connecting the members set off in the server (presence to every
+	// contact), waited out before measuring.
+	SettleDur    time.Duration `json:"settle_ns"`
+	SettleEvents float64       `json:"settle_events"`
+	// One message to every member before the scenarios: proves the
+	// pipeline works and how long the first delivery takes.
+	WarmupMs       float64 `json:"warmup_time_to_last_ms"`
+	WarmupComplete bool    `json:"warmup_complete"`
 }
 
 // NewSession creates m users, a group of them and connects each member once.
@@ -185,6 +238,18 @@ func NewSession(ctx context.Context, env *Env, m int, reconnect bool) (*Session,
 	}
 	env.logf("session: %d members connected in %s (%.0f/s); users %s, group %s", m,
 		cr.Duration.Round(time.Millisecond), cr.PerSecond, res.UsersDur.Round(time.Millisecond), res.GroupDur.Round(time.Millisecond))
+	res.SettleDur, res.SettleEvents = env.Settle(ctx, 90*time.Second)
+	t := s.tracker(1)
+	if err := s.post(ctx, t, 0); err != nil {
+		s.Close()
+		return nil, res, fmt.Errorf("session warm-up: %w", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	res.WarmupComplete = t.Wait(wctx, int64(m))
+	cancel()
+	last, got := t.TimeToLast(0)
+	res.WarmupMs = ms(last)
+	env.logf("session warm-up: %d/%d members got the first message, last after %.1f ms", got, m, res.WarmupMs)
 	return s, res, nil
 }
 
