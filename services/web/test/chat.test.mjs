@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
   DESKTOP, PASSWORD, PHONE, bodies, conversation, cspViolations, launch, loginInUi, message, messages, newPage,
-  registerInUi, rest, screenshot, sendInUi, serveDist, sessionOf, uniqueName, waitForAttr,
+  registerInUi, rest, screenshot, sendInUi, serveDist, sessionOf, tokenKeys, uniqueName, waitForAttr,
   waitForCount, waitForText, webUrl,
 } from './helpers.mjs';
 
@@ -215,8 +215,25 @@ describe('web client', () => {
     await phone.getByRole('button', { name: 'Log out' }).tap();
     await phone.getByRole('button', { name: 'Sign in' }).waitFor();
     await waitForText(phone.getByRole('alert').filter({ hasText: 'signed out' }), 'You have signed out.');
-    assert.equal(await sessionOf(phone), null);
+    assert.deepEqual(await tokenKeys(phone), []);
     await phone.context().close();
+  });
+
+  it('two windows of one browser can be two people', async () => {
+    const context = await browser.newContext(DESKTOP);
+    const [one, two] = [await context.newPage(), await context.newPage()];
+    await loginInUi(one, A.username);
+    await loginInUi(two, B.username);
+    await one.reload();
+    await waitForText(one.getByTestId('connection-state'), 'Connected');
+    assert.equal((await sessionOf(one)).user.username, A.username);
+    assert.equal((await sessionOf(two)).user.username, B.username);
+    await two.getByRole('button', { name: 'Log out' }).click();
+    await two.getByRole('button', { name: 'Sign in' }).waitFor();
+    await conversation(one, B.name).waitFor(); // the other window is still signed in
+    assert.equal((await sessionOf(one)).user.username, A.username);
+    assert.equal((await tokenKeys(one)).length, 2); // its tab key and its pair
+    await context.close();
   });
 
   it('scrolls back through history with before_seq', async () => {

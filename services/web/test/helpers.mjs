@@ -206,7 +206,19 @@ export async function rest(method, path, { token, body } = {}) {
   return data;
 }
 
-// sessionOf reads the tokens the page keeps in localStorage.
+// sessionOf reads the tokens of the page's session (see src/js/session.js): the tab's
+// session id in sessionStorage, the pair in localStorage; null when signed out.
 export function sessionOf(page) {
-  return page.evaluate(() => JSON.parse(localStorage.getItem('mop.session')));
+  return page.evaluate(() => {
+    const sid = JSON.parse(sessionStorage.getItem('mop.tab'))?.sid;
+    return sid ? JSON.parse(localStorage.getItem(`mop.session.${sid}`)) : null;
+  });
+}
+
+// tokenKeys lists the storage keys the client keeps sessions under (none when signed out).
+export function tokenKeys(page) {
+  return page.evaluate(() => [
+    ...Object.keys(sessionStorage).filter((k) => k === 'mop.tab'),
+    ...Object.keys(localStorage).filter((k) => k.startsWith('mop.session.')),
+  ]);
 }

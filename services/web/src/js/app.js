@@ -1,6 +1,7 @@
-// mop reference web client: wiring. One page load serves at most one signed-in session:
-// when the session ends (logout, revocation) the page reloads into the login view, so no
-// state of the previous user survives in memory.
+// mop reference web client: wiring. Each tab signs in on its own (two windows can be two
+// people), and one page load serves at most one signed-in session: when the session ends
+// (logout, revocation) the page reloads into the login view, so no state of the previous
+// user survives in memory.
 //
 //   Session  — tokens, refresh (session.js)
 //   Api      — REST, api-rest (api.js)
@@ -42,8 +43,6 @@ session.addEventListener('end', (e) => {
     login.show(e.detail.reason);
   }
 });
-// Signed in from another tab while this one shows the login page.
-session.addEventListener('change', () => { if (!chat && session.signedIn) enter(); });
 
 if (config.testHooks) window.mop = { session, api, realtime, get chat() { return chat; } };
 

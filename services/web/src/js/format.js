@@ -45,7 +45,6 @@ const ENDED = {
   token_invalid: 'Your session is no longer valid. Please sign in again.',
   token_missing: 'Please sign in again.',
   signed_out_elsewhere: 'You were signed out in another tab.',
-  switched_user: 'Another account signed in in another tab.',
 };
 
 export function endedMessage(reason) {

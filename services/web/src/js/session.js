@@ -1,24 +1,34 @@
 // Session: the signed-in user and their token pair.
 //
-// Tokens live in localStorage so that a reload stays signed in and all tabs of one browser
-// share one session. Refresh tokens rotate on every use and presenting a spent one revokes
-// the whole session (`refresh_reused`), so two tabs must never refresh at the same time:
-// refresh() runs under a Web Lock and re-reads storage inside it; a tab that finds a newer
-// pair there adopts it instead of spending its own (now stale) refresh token.
+// Each tab (or window) signs in on its own, so two windows can be two people: the tab
+// remembers which session it uses in sessionStorage (kept across reloads, copied when a tab
+// is duplicated). The token pair itself lives in localStorage under that session's id,
+// shared by every tab of the same session.
+//
+// Why shared: refresh tokens rotate on every use, and presenting a spent one revokes the
+// whole session (`refresh_reused`). Two tabs of one session (a duplicated tab) must
+// therefore never refresh with the same token: refresh() runs under a Web Lock named after
+// the session and re-reads the stored pair inside it; a tab that finds a newer pair there
+// adopts it instead of spending its own stale one.
 //
 // Events: "change" (new tokens: the socket sends them with `auth.refresh`) and
 // "end" (detail: {reason}; the app shows the login page with that reason).
 
 import { ApiError, postJSON } from './http.js';
 
-const STORAGE_KEY = 'mop.session';
-const LOCK_NAME = 'mop.session.refresh';
+const TAB_KEY = 'mop.tab'; // sessionStorage: {sid} of this tab's session
+const PAIR_PREFIX = 'mop.session.'; // localStorage: the pair of each session, by sid
+const LOCK_PREFIX = 'mop.refresh.';
 const MAX_MARGIN_MS = 60_000; // refresh at most a minute before expiry...
 const MARGIN_SHARE = 0.25; // ...or a quarter of the lifetime for short-lived tokens
 const RETRY_MS = 5_000; // refresh failed on the network: try again after this
+// A live tab refreshes its pair before the access token expires; a pair whose token
+// expired this long ago belongs to tabs that were closed without logging out.
+const FORGET_AFTER_MS = 6 * 3600_000;
 
 export class Session extends EventTarget {
   #apiBase;
+  #sid = null;
   #data = null; // {user, access_token, refresh_token, expires_at (ms), lifetime (ms)}
   #refreshing = null; // in-flight refresh promise (single flight inside this tab)
   #timer = 0;
@@ -26,19 +36,19 @@ export class Session extends EventTarget {
   constructor(apiBase) {
     super();
     this.#apiBase = apiBase;
-    this.#data = readStorage();
-    // Another tab refreshed, signed in as someone else, or signed out.
+    pruneStale();
+    this.#sid = readJSON(sessionStorage, TAB_KEY)?.sid ?? null;
+    this.#data = this.#sid ? readPair(this.#sid) : null;
+    // Another tab of this session refreshed (adopt its pair) or signed out (end here too).
     window.addEventListener('storage', (e) => {
-      if (e.key !== STORAGE_KEY) return;
-      const next = readStorage();
-      const had = this.#data;
-      this.#data = next;
-      if (!next && had) {
-        this.#stop();
-        this.#emit('end', { reason: 'signed_out_elsewhere' });
-      } else if (next && had && next.user.id !== had.user.id) {
-        this.#emit('end', { reason: 'switched_user' });
-      } else if (next && next.access_token !== had?.access_token) {
+      if (!this.#sid || e.key !== PAIR_PREFIX + this.#sid) return;
+      const next = readPair(this.#sid);
+      if (!next) {
+        if (this.#data) this.#finish('signed_out_elsewhere');
+        return;
+      }
+      if (next.access_token !== this.#data?.access_token) {
+        this.#data = next;
         this.#schedule();
         this.#emit('change');
       }
@@ -52,22 +62,29 @@ export class Session extends EventTarget {
   get expiresAt() { return this.#data?.expires_at ?? 0; }
 
   // sessionId is the `sid` claim of the access token: session.revoked names the session it
-  // revokes, and a user may have other sessions (devices) that must not react to it.
-  get sessionId() { return jwtClaims(this.accessToken)?.sid ?? null; }
+  // revokes, and the same user's other sessions (tabs, devices) must not react to it.
+  get sessionId() { return this.#sid; }
 
   // start stores the AuthResult of register or login.
   start(auth) {
+    this.#sid = jwtClaims(auth.access_token)?.sid ?? randomId();
+    sessionStorage.setItem(TAB_KEY, JSON.stringify({ sid: this.#sid }));
     this.#store(auth);
     this.#emit('change');
   }
 
-  // end forgets the tokens locally (the server side is POST /auth/logout, see Api.logout).
+  // end forgets the tokens locally, for every tab of this session (the server side is
+  // POST /auth/logout, see Api.logout).
   end(reason) {
-    const had = this.#data !== null;
-    this.#stop();
+    if (this.#sid) localStorage.removeItem(PAIR_PREFIX + this.#sid);
+    if (this.#data) this.#finish(reason);
+  }
+
+  #finish(reason) {
+    clearTimeout(this.#timer);
     this.#data = null;
-    localStorage.removeItem(STORAGE_KEY);
-    if (had) this.#emit('end', { reason });
+    sessionStorage.removeItem(TAB_KEY);
+    this.#emit('end', { reason });
   }
 
   // validToken returns an access token that is valid for at least `minMs` more,
@@ -83,16 +100,18 @@ export class Session extends EventTarget {
   refresh() {
     if (!this.#refreshing) {
       const spent = this.#data?.refresh_token;
-      this.#refreshing = withLock(() => this.#refreshLocked(spent)).finally(() => { this.#refreshing = null; });
+      const sid = this.#sid;
+      this.#refreshing = withLock(LOCK_PREFIX + sid, () => this.#refreshLocked(sid, spent))
+        .finally(() => { this.#refreshing = null; });
     }
     return this.#refreshing;
   }
 
-  async #refreshLocked(spent) {
-    const stored = readStorage();
-    if (!stored || !this.#data) throw new ApiError(401, 'session_revoked', 'Signed out');
+  async #refreshLocked(sid, spent) {
+    const stored = readPair(sid);
+    if (!stored || !this.#data || sid !== this.#sid) throw new ApiError(401, 'session_revoked', 'Signed out');
     if (stored.refresh_token !== spent) {
-      // Another tab rotated the pair while we waited for the lock: use theirs.
+      // Another tab of this session rotated the pair while we waited for the lock.
       this.#data = stored;
       this.#schedule();
       this.#emit('change');
@@ -123,7 +142,7 @@ export class Session extends EventTarget {
       expires_at: Date.now() + lifetime,
       lifetime,
     };
-    localStorage.setItem(STORAGE_KEY, JSON.stringify(this.#data));
+    localStorage.setItem(PAIR_PREFIX + this.#sid, JSON.stringify(this.#data));
     this.#schedule();
   }
 
@@ -137,23 +156,39 @@ export class Session extends EventTarget {
     this.#timer = setTimeout(() => this.refresh().catch(() => {}), delay);
   }
 
-  #stop() { clearTimeout(this.#timer); }
-
   #emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
 }
 
-function readStorage() {
+function readJSON(storage, key) {
   try {
-    const v = JSON.parse(localStorage.getItem(STORAGE_KEY));
-    return v && v.user && v.access_token && v.refresh_token ? v : null;
+    return JSON.parse(storage.getItem(key));
   } catch {
     return null;
   }
 }
 
-function withLock(fn) {
+function readPair(sid) {
+  const v = readJSON(localStorage, PAIR_PREFIX + sid);
+  return v && v.user && v.access_token && v.refresh_token ? v : null;
+}
+
+// pruneStale drops the pairs of sessions whose tabs are long gone (closed without logout).
+function pruneStale() {
+  for (let i = localStorage.length - 1; i >= 0; i--) {
+    const key = localStorage.key(i);
+    if (!key?.startsWith(PAIR_PREFIX)) continue;
+    const v = readJSON(localStorage, key);
+    if (!v || Date.now() - (v.expires_at ?? 0) > FORGET_AFTER_MS) localStorage.removeItem(key);
+  }
+}
+
+function withLock(name, fn) {
   // Web Locks exist in secure contexts (https, and http://127.0.0.1 / localhost).
-  return navigator.locks ? navigator.locks.request(LOCK_NAME, fn) : fn();
+  return navigator.locks ? navigator.locks.request(name, fn) : fn();
+}
+
+function randomId() {
+  return crypto.randomUUID?.() ?? String(Math.random()).slice(2);
 }
 
 // jwtClaims reads (never verifies: that is the server's job) the payload of a JWT.
