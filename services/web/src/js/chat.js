@@ -76,6 +76,7 @@ export class Chat extends EventTarget {
   // sync loads the conversation list and, for every conversation whose messages are on
   // screen, what was missed (after_seq). Runs at start and after every (re)connect.
   async sync() {
+    const known = new Set(this.conversations.keys()); // a conversation created meanwhile stays
     const list = await this.#api.conversations();
     const seen = new Set();
     for (const c of list) {
@@ -83,7 +84,7 @@ export class Chat extends EventTarget {
       this.#upsert(c, { authoritative: true });
     }
     // Conversations we were removed from while away.
-    for (const id of [...this.conversations.keys()]) if (!seen.has(id)) this.#drop(id);
+    for (const id of known) if (!seen.has(id)) this.#drop(id);
     this.#loadMembers();
     this.#queryPresence();
     await Promise.all([...this.conversations.values()].filter((c) => c.loaded).map((c) => this.#catchUp(c)));
@@ -96,7 +97,9 @@ export class Chat extends EventTarget {
 
   // title: the group's title, or the other person's name in a direct conversation.
   title(c) {
-    if (c.type === 'group') return c.title || c.members.map((m) => this.#name(m)).join(', ') || 'Group';
+    if (c.type === 'group') {
+      return c.title || c.members.filter((m) => m.user_id !== this.me.id).map((m) => this.#name(m)).join(', ') || 'Group';
+    }
     const peer = this.peer(c);
     return peer ? this.#name(peer) : (c.title || 'Direct conversation');
   }
@@ -135,7 +138,7 @@ export class Chat extends EventTarget {
         c.loading = false;
         this.#changed(id);
       }
-      // Events that arrived while the page was on its way were not kept: fetch them.
+      // A newer seq that the page and the events meanwhile did not join up: fetch the rest.
       if (c.last_seq > c.top) await this.#catchUp(c);
     }
     this.markRead();
@@ -157,6 +160,8 @@ export class Chat extends EventTarget {
       const page = await this.#api.history(id, { before: c.floor, limit: PAGE });
       this.#ingest(c, page.messages);
       c.hasMoreBefore = page.messages.length > 0 && c.floor > 1;
+    } catch {
+      // Offline or busy: scrolling up (or the button) tries again.
     } finally {
       c.loadingOlder = false;
       this.#changed(id);
