@@ -15,6 +15,18 @@ export function clockTime(iso) {
   return Number.isNaN(d.getTime()) ? '' : timeFmt.format(d);
 }
 
+const longDayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'short', month: 'short', day: 'numeric' });
+
+// dayLabel names the day of a timestamp for the separators in the message log.
+export function dayLabel(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return '';
+  const today = new Date();
+  if (sameDay(d, today)) return 'Today';
+  if (sameDay(d, new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1))) return 'Yesterday';
+  return longDayFmt.format(d);
+}
+
 function sameDay(a, b) {
   return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
 }

@@ -2,7 +2,7 @@
 // seen / failed states, edit and delete of own messages), typing indicator and composer.
 
 import { $, h, reconcile } from '../dom.js';
-import { clockTime, errorText, hue, initial, presenceText } from '../format.js';
+import { clockTime, dayLabel, errorText, hue, initial, presenceText } from '../format.js';
 
 const NEAR_TOP_PX = 120;
 const NEAR_BOTTOM_PX = 60;
@@ -100,12 +100,20 @@ export class ConversationView {
   #renderMessages(c) {
     const chat = this.#chat;
     const sent = [...c.messages.values()].sort((a, b) => a.seq - b.seq);
-    const items = [
-      ...sent.map((m) => ({ kind: 'sent', m })),
-      ...[...c.pending.values()].map((p) => ({ kind: 'pending', p })),
-    ];
+    const items = [];
+    let day = '';
+    for (const m of sent) {
+      const label = dayLabel(m.created_at);
+      if (label !== day) items.push({ kind: 'day', label, key: `d${m.seq}` });
+      day = label;
+      items.push({ kind: 'sent', m, key: `s${m.seq}` });
+    }
+    for (const p of c.pending.values()) items.push({ kind: 'pending', p, key: `p${p.client_msg_id}` });
     const group = c.type === 'group';
-    reconcile(this.#list, items, (it) => (it.kind === 'sent' ? `s${it.m.seq}` : `p${it.p.client_msg_id}`), (it) => {
+    reconcile(this.#list, items, (it) => it.key, (it) => {
+      if (it.kind === 'day') {
+        return [it.label, () => h('li', { class: 'day', role: 'separator' }, h('span', {}, it.label))];
+      }
       if (it.kind === 'pending') {
         const p = it.p;
         return [JSON.stringify(['p', p.body, p.state, p.error?.code]), () => this.#bubble({
