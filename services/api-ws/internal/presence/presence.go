@@ -209,8 +209,8 @@ const mirrorWait = 2 * time.Second
 // waitApplied waits until the mirror has applied bucket revision rev. The
 // watcher delivers updates in revision order, so every write made before
 // ours is then in the mirror: among instances racing on one user's
-// transition, the one whose write came first (online) or last (offline)
-// sees no other live key and is the only one to publish.
+// transition, the one whose write came first (online) sees no earlier live
+// marker and is the only one to publish.
 func (t *Tracker) waitApplied(ctx context.Context, rev uint64) {
 	timer := time.NewTimer(mirrorWait)
 	defer timer.Stop()
@@ -341,7 +341,7 @@ func (t *Tracker) reconcile(ctx context.Context, userID string) {
 		}
 		t.setWritten(userID, true)
 		t.waitApplied(ctx, rev)
-		if !t.onlineElsewhere(userID) {
+		if !t.onlineElsewhere(userID, rev) {
 			t.announce(ctx, userID, true, nil)
 		}
 	case !want && has:
@@ -353,10 +353,11 @@ func (t *Tracker) reconcile(ctx context.Context, userID string) {
 		t.setWritten(userID, false)
 		t.writeSeen(ctx, userID, now)
 		// Delete returns no revision: a heartbeat written after it does.
-		if rev, err := t.beat(ctx); err == nil {
+		rev, err := t.beat(ctx)
+		if err == nil {
 			t.waitApplied(ctx, rev)
 		}
-		if !t.onlineElsewhere(userID) {
+		if !t.onlineElsewhere(userID, rev) {
 			t.announce(ctx, userID, false, &now)
 		}
 	}
@@ -416,12 +417,16 @@ func (t *Tracker) liveLocked(inst string, now time.Time) bool {
 	return ok && now.Sub(hb) < t.opts.TTL
 }
 
-func (t *Tracker) onlineElsewhere(userID string) bool {
+// onlineElsewhere reports whether another live instance has userID, counting
+// only markers written before bucket revision before (0: any). Comparing
+// revisions rather than "whatever the mirror holds now" gives every racing
+// instance the same answer about who came first.
+func (t *Tracker) onlineElsewhere(userID string, before uint64) bool {
 	now := t.now()
 	t.mmu.RLock()
 	defer t.mmu.RUnlock()
-	for inst := range t.online[userID] {
-		if inst != t.opts.Instance && t.liveLocked(inst, now) {
+	for inst, meta := range t.online[userID] {
+		if inst != t.opts.Instance && t.liveLocked(inst, now) && (before == 0 || meta.rev < before) {
 			return true
 		}
 	}
@@ -610,7 +615,7 @@ func (t *Tracker) collect(ctx context.Context) {
 		t.mu.Lock()
 		here := t.written[d.user]
 		t.mu.Unlock()
-		if !here && !t.onlineElsewhere(d.user) {
+		if !here && !t.onlineElsewhere(d.user, 0) {
 			t.writeSeen(ctx, d.user, d.lastSeen.UTC())
 			ls := d.lastSeen.UTC()
 			t.announce(ctx, d.user, false, &ls)
