@@ -25,13 +25,16 @@ const (
 	RoleMember = "member"
 )
 
-// Member is one participant of a conversation.
+// Member is one participant of a conversation. ReadSeq is how far the member
+// has read, so a client that reloads can show read receipts without waiting for
+// the next read.updated.
 type Member struct {
 	UserID      string    `json:"user_id"`
 	Username    string    `json:"username"`
 	DisplayName string    `json:"display_name"`
 	Role        string    `json:"role"`
 	JoinedAt    time.Time `json:"joined_at"`
+	ReadSeq     int64     `json:"read_seq"`
 }
 
 // Conversation is a direct or group conversation. LastSeq, ReadSeq, UnreadCount

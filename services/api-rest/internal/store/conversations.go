@@ -210,7 +210,7 @@ type member struct {
 // order.
 func members(ctx context.Context, q querier, where string, args ...any) ([]member, error) {
 	rows, err := q.QueryContext(ctx, `
-		SELECT m.conversation_id, m.user_id, u.username, u.display_name, m.role, m.joined_at
+		SELECT m.conversation_id, m.user_id, u.username, u.display_name, m.role, m.joined_at, m.read_seq
 		FROM members m JOIN users u ON u.id = m.user_id
 		WHERE `+where+`
 		ORDER BY m.joined_at, m.user_id`, args...)
@@ -222,7 +222,7 @@ func members(ctx context.Context, q querier, where string, args ...any) ([]membe
 	for rows.Next() {
 		var m member
 		var joined int64
-		if err := rows.Scan(&m.conversationID, &m.UserID, &m.Username, &m.DisplayName, &m.Role, &joined); err != nil {
+		if err := rows.Scan(&m.conversationID, &m.UserID, &m.Username, &m.DisplayName, &m.Role, &joined, &m.ReadSeq); err != nil {
 			return nil, fmt.Errorf("members: %w", err)
 		}
 		m.JoinedAt = fromMicros(joined)

@@ -218,6 +218,13 @@ func TestMarkRead(t *testing.T) {
 		if c.ReadSeq != 5 || c.UnreadCount != 0 {
 			t.Fatalf("after reading: read %d unread %d", c.ReadSeq, c.UnreadCount)
 		}
+		// Other members see how far bob read (read receipts after a reload).
+		ca, _ := f.s.Conversation(f.ctx, alice.ID, g.ID)
+		for _, m := range ca.Members {
+			if want := map[string]int64{alice.ID: 0, bob.ID: 5}[m.UserID]; m.ReadSeq != want {
+				t.Fatalf("member %s read_seq %d, want %d", m.Username, m.ReadSeq, want)
+			}
+		}
 		_, err := f.s.MarkRead(f.ctx, carol.ID, g.ID, 1)
 		wantErr(t, err, store.ErrNotFound)
 		_, err = f.s.MarkRead(f.ctx, bob.ID, "nope", 1)
