@@ -62,6 +62,9 @@ type Result struct {
 	Storm    *scenario.StormResult    `json:"storm,omitempty"`
 	Overload *scenario.OverloadResult `json:"overload,omitempty"`
 	IdleRSS  int64                    `json:"session_idle_rss_bytes,omitempty"`
+	// ServerMetrics are the server's own counters (mop_ws_*) after the
+	// fan-out scenarios, for reading what it shed and where it queued.
+	ServerMetrics map[string]float64 `json:"server_metrics,omitempty"`
 }
 
 // PprofTop is the head of `go tool pprof -top` for one profile.
@@ -275,6 +278,14 @@ func (r *run) runMop(ctx context.Context) {
 	}
 	r.idle(ctx, env, res, atPeak)
 	r.fanouts(ctx, env, res, duringFanout)
+	if m, err := probe.Scrape(ctx, env.MetricsURL); err == nil {
+		res.ServerMetrics = map[string]float64{}
+		for k, v := range m {
+			if strings.HasPrefix(k, "mop_ws_") && !strings.Contains(k, "_bucket{") {
+				res.ServerMetrics[k] = v
+			}
+		}
+	}
 }
 
 // tap subscribes to message.created on the run's NATS (core subscription:
