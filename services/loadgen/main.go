@@ -5,6 +5,7 @@
 //
 //	loadgen bench -profile quick -out bench-results/<ts>   (make bench)
 //	loadgen smoke                                          (make test-bench-smoke)
+//	loadgen report bench-results/<ts>                      (re-render summary and plots)
 package main
 
 import (
@@ -37,13 +38,23 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: loadgen bench|smoke [flags] (loadgen <command> -h for flags)")
+		return errors.New("usage: loadgen bench|smoke [flags] | loadgen report DIR... (loadgen <command> -h for flags)")
 	}
 	if args[0] == "--version" || args[0] == "-version" {
 		fmt.Fprintln(stdout, version.Get("loadgen").String())
 		return nil
 	}
 	cmd := args[0]
+	if cmd == "report" {
+		// Re-render summary.md and the plots of earlier runs from their report.json.
+		for _, dir := range args[1:] {
+			if err := report.Rewrite(dir); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "rewrote %s\n", dir)
+		}
+		return nil
+	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	profile := fs.String("profile", "quick", "bench profile: quick, full (smoke for the smoke run)")
@@ -90,7 +101,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			cfg.OutDir = *out
 		}
 	default:
-		return fmt.Errorf("unknown command %q: want bench or smoke", cmd)
+		return fmt.Errorf("unknown command %q: want bench, smoke or report", cmd)
 	}
 	if *idle >= 0 {
 		cfg.Profile.IdleConns = *idle
@@ -101,12 +112,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if *limit == 0 {
 		*limit = map[string]time.Duration{"smoke": 2 * time.Minute, "quick": 15 * time.Minute}[cfg.Profile.Name]
 		if *idle >= 0 {
-		cfg.Profile.IdleConns = *idle
-	}
-	if *members >= 0 {
-		cfg.Profile.Members = *members
-	}
-	if *limit == 0 {
+			cfg.Profile.IdleConns = *idle
+		}
+		if *members >= 0 {
+			cfg.Profile.Members = *members
+		}
+		if *limit == 0 {
 			*limit = 45 * time.Minute
 		}
 	}

@@ -32,6 +32,19 @@ func Write(dir string, r *bench.Report) error {
 	return nil
 }
 
+// Rewrite reads dir/report.json and writes the summary and plots again.
+func Rewrite(dir string) error {
+	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	var r bench.Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("report: %s: %w", dir, err)
+	}
+	return Write(dir, &r)
+}
+
 // row is one line of the summary table.
 type row struct {
 	what, target string
@@ -79,7 +92,9 @@ func Markdown(r *bench.Report, plots []string) string {
 			n, nc = node.Idle.KBPerConn, node.Idle.Connected
 		}
 		rows = append(rows,
-			row{"idle: connections held", ">= 50,000", fmt.Sprint(mc), fmt.Sprint(nc), "", verdict(mc >= 50000, mop.Idle != nil)},
+			// The 50,000 target is judged only when the profile asked for it.
+			row{"idle: connections held", ">= 50,000", fmt.Sprint(mc), fmt.Sprint(nc), "",
+				verdict(mc >= 50000, mop.Idle != nil && mop.Idle.Conns >= 50000)},
 			row{"idle: KB per connection (RSS)", "<= 15", f1(m), f1(n), ratio(m, n, mop.Idle != nil && node.Idle != nil),
 				verdict(m <= 15, mop.Idle != nil && mc > 0)})
 		var mr, nr float64
@@ -101,8 +116,9 @@ func Markdown(r *bench.Report, plots []string) string {
 		if node.Burst != nil {
 			n, members = node.Burst.Median, node.Burst.Members
 		}
+		// Latency targets are for 5,000 members; a smaller group is shown, not judged.
 		rows = append(rows, row{fmt.Sprintf("burst: 1 message to %d, time to last (median ms)", members), "<= 50 (5,000)",
-			f1(m), f1(n), ratio(m, n, mop.Burst != nil && node.Burst != nil), verdict(m <= 50, mop.Burst != nil)})
+			f1(m), f1(n), ratio(m, n, mop.Burst != nil && node.Burst != nil), verdict(m <= 50, mop.Burst != nil && members >= 5000)})
 	}
 	if mop.Fanout != nil || node.Fanout != nil {
 		get := func(f *bench.Result) (p50, p99, max, dps float64, lost, dup int64, ok bool) {
@@ -123,11 +139,21 @@ func Markdown(r *bench.Report, plots []string) string {
 		what := fmt.Sprintf("fan-out %.0f/s to %d", rate, members)
 		rows = append(rows,
 			row{what + ": p50 ms", "", f1(m50), f1(n50), ratio(m50, n50, mok && nok), ""},
-			row{what + ": p99 ms", "<= 50 (5,000)", f1(m99), f1(n99), ratio(m99, n99, mok && nok), verdict(m99 <= 50, mok)},
+			row{what + ": p99 ms", "<= 50 (5,000)", f1(m99), f1(n99), ratio(m99, n99, mok && nok), verdict(m99 <= 50, mok && members >= 5000)},
 			row{what + ": max ms", "", f1(mmax), f1(nmax), ratio(mmax, nmax, mok && nok), ""},
 			row{what + ": deliveries/s", "", fmt.Sprintf("%.0f", mdps), fmt.Sprintf("%.0f", ndps), ratio(mdps, ndps, mok && nok), ""},
 			row{what + ": lost / duplicated", "0 / 0", fmt.Sprintf("%d / %d", ml, md), fmt.Sprintf("%d / %d", nl, nd), "",
 				verdict(ml == 0 && md == 0, mok)})
+		if mok && mop.Fanout.Delivery.ToBus.Count > 0 {
+			d := mop.Fanout.Delivery
+			rows = append(rows, row{what + ": mop stages p50 / p99 ms", "",
+				fmt.Sprintf("POST→NATS %.1f / %.1f, NATS→socket %.1f / %.1f", d.ToBus.P50, d.ToBus.P99, d.FromBus.P50, d.FromBus.P99),
+				"", "", ""})
+		}
+		if mok {
+			rows = append(rows, row{what + ": server CPU (cores)", "", fmt.Sprintf("%.2f", mop.Fanout.ServerCores),
+				fmt.Sprintf("%.2f", nodeCores(node)), "", ""})
+		}
 	}
 	if mop.Ramp != nil || node.Ramp != nil {
 		var m, n float64
@@ -190,11 +216,11 @@ func Markdown(r *bench.Report, plots []string) string {
 			continue
 		}
 		fmt.Fprintf(&b, "\nCapacity ramp, %s (one step per rate, %s each):\n\n", name, r.Profile.RampStep)
-		b.WriteString("| rate/s | offered deliveries/s | delivered/s | p50 ms | p99 ms | max ms | lost | dup | slow consumers | dropped |\n|---|---|---|---|---|---|---|---|---|---|\n")
+		b.WriteString("| rate/s | offered deliveries/s | delivered/s | p50 ms | p99 ms | max ms | lost | dup | slow consumers | dropped | server cores |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, s := range res.Ramp.Steps {
 			d := s.Delivery
-			fmt.Fprintf(&b, "| %.0f | %.0f | %.0f | %.1f | %.1f | %.1f | %d | %d | %.0f | %.0f |\n", s.Rate, s.OfferedSec, s.DeliveriesSec,
-				d.Latency.P50, d.Latency.P99, d.Latency.Max, d.Lost, d.Duplicates, s.Shed.SlowConsumers, s.Shed.Dropped)
+			fmt.Fprintf(&b, "| %.0f | %.0f | %.0f | %.1f | %.1f | %.1f | %d | %d | %.0f | %.0f | %.2f |\n", s.Rate, s.OfferedSec, s.DeliveriesSec,
+				d.Latency.P50, d.Latency.P99, d.Latency.Max, d.Lost, d.Duplicates, s.Shed.SlowConsumers, s.Shed.Dropped, s.ServerCores)
 		}
 	}
 	if len(plots) > 0 {
@@ -219,6 +245,13 @@ func Markdown(r *bench.Report, plots []string) string {
 		}
 	}
 	return b.String()
+}
+
+func nodeCores(r *bench.Result) float64 {
+	if r.Fanout == nil {
+		return 0
+	}
+	return r.Fanout.ServerCores
 }
 
 func head(s string, n int) string {
