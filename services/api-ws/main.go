@@ -111,6 +111,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}, log, m, nil)
 	tracker := presence.New(presenceKV, presence.Options{
 		Instance: cfg.InstanceID, TTL: cfg.PresenceTTL, Heartbeat: cfg.PresenceHeartbeat, Grace: cfg.OfflineGrace,
+		PushMax: cfg.PresencePushMax,
 	}, contacts, publisher, log, m)
 	h.SetObserver(tracker)
 	revoked := revocation.New(event.RevokedSessionsTTL)

@@ -36,6 +36,7 @@ type Metrics struct {
 	RPCDuration         *prometheus.HistogramVec // rpc
 	RPCErrors           *prometheus.CounterVec   // rpc, code
 	PresenceTransitions *prometheus.CounterVec   // state
+	PresenceUnannounced prometheus.Counter
 	SweepReclaimed      prometheus.Counter
 }
 
@@ -88,6 +89,9 @@ func New(service string) *Metrics {
 		PresenceTransitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mop_ws_presence_transitions_total", Help: "Presence transitions published, by state.",
 		}, []string{"state"}),
+		PresenceUnannounced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mop_ws_presence_unannounced_total", Help: "Transitions not pushed because the user has more contacts than PRESENCE_PUSH_MAX_CONTACTS.",
+		}),
 		SweepReclaimed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mop_ws_sweep_reclaimed_total", Help: "Sockets cleaned up by the periodic sweep because no disconnect event came.",
 		}),
@@ -103,7 +107,7 @@ func New(service string) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		build, m.Connections, m.ConnectsTotal, m.ConnectRefused, m.EventsIn, m.EventsOut,
 		m.EventsDropped, m.NATSEvents, m.SlowConsumers, m.Kicks, m.ConsumerLag, m.FanoutDuration,
-		m.RPCDuration, m.RPCErrors, m.PresenceTransitions, m.SweepReclaimed,
+		m.RPCDuration, m.RPCErrors, m.PresenceTransitions, m.PresenceUnannounced, m.SweepReclaimed,
 	)
 	return m
 }

@@ -58,6 +58,8 @@ type Options struct {
 	Heartbeat time.Duration // event.PresenceHeartbeat
 	Grace     time.Duration // delay before a local offline transition
 	Workers   int
+	// PushMax: users with more contacts are not announced (0: nobody is).
+	PushMax int
 }
 
 // BucketConfig is the presence bucket's configuration: no TTL, because
@@ -400,6 +402,10 @@ func (t *Tracker) announce(ctx context.Context, userID string, online bool, last
 	to, err := t.contacts.Contacts(ctx, userID)
 	if err != nil {
 		t.log.WithError(err).WithField(logging.FieldUserID, userID).Warn("presence contacts unavailable; transition not published")
+		return
+	}
+	if len(to) > t.opts.PushMax {
+		t.m.PresenceUnannounced.Inc()
 		return
 	}
 	data := event.PresenceState{UserID: userID, Online: online, LastSeen: lastSeen}
