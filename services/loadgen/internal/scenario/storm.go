@@ -20,6 +20,10 @@ type StormResult struct {
 	Reconnects   int64           `json:"reconnects"`
 	Delivery     delivery.Result `json:"delivery"`
 	TimedOut     bool            `json:"timed_out"`
+	// What the reconnects set off in the server afterwards (for mop:
+	// presence to every contact), waited out for at most a minute.
+	SettleDur    time.Duration `json:"settle_ns"`
+	SettleEvents float64       `json:"settle_events"`
 }
 
 // Storm kills the server under the session (which must reconnect), posts
@@ -66,6 +70,7 @@ func (s *Session) Storm(ctx context.Context, missed, live int, downFor, limit ti
 	t.Wait(wctx, int64(missed+live)*int64(len(s.Users)))
 	res.Delivery = t.Result()
 	res.Reconnects = s.Swarm.Stats().Reconnects - reconnects0
+	res.SettleDur, res.SettleEvents = s.env.Settle(ctx, time.Minute)
 	s.env.logf("storm x %d: all back after %.0f ms, caught up after %.0f ms (down %.0f ms), reconnects %d, lost %d dup %d recovered %d",
 		len(s.Users), res.AllBack, res.AllRecovered, res.DownFor, res.Reconnects, res.Delivery.Lost, res.Delivery.Duplicates, res.Delivery.Recovered)
 	return res, nil
