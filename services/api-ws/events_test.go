@@ -159,6 +159,7 @@ func TestMessageSendAndRead(t *testing.T) {
 		"send oversize":       {"message.send", map[string]any{"conversation_id": "c1", "body": strings.Repeat("x", 16385)}, "payload_too_large"},
 		"send long msg id":    {"message.send", map[string]any{"conversation_id": "c1", "body": "x", "client_msg_id": strings.Repeat("k", 65)}, "invalid_input"},
 		"send array payload":  {"message.send", []any{1, 2}, "invalid_input"},
+		"send typo field":     {"message.send", map[string]any{"conversation_id": "c1", "body": "x", "clientMsgId": "k"}, "invalid_input"},
 		"send string payload": {"message.send", "hello", "invalid_input"},
 		"send no payload":     {"message.send", nil, "invalid_input"},
 		"read negative":       {"read", map[string]any{"conversation_id": "c1", "seq": -1}, "invalid_input"},

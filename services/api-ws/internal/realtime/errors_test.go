@@ -57,7 +57,14 @@ func TestDecodeIsStrictAboutTypes(t *testing.T) {
 			t.Errorf("%q: %v", in, a)
 		}
 	}
-	if err := decode(json.RawMessage(`{"conversation_id":"c","body":"b","extra":true}`), &p); err != nil || p.Body != "b" {
-		t.Fatalf("unknown field refused: %v", err)
+	for _, in := range []string{`{"conversation_id":"c","body":"b","extra":true}`, `{"conversation_id":"c","Body":"b"}`, `{"clientMsgId":"k"}`} {
+		err := decode(json.RawMessage(in), &p)
+		var ae *ackError
+		if !errors.As(err, &ae) || ae.code != "invalid_input" || ae.details == nil {
+			t.Errorf("%s: %v, want invalid_input naming the field", in, err)
+		}
+	}
+	if err := decode(json.RawMessage(`{"conversation_id":"c","body":"b","client_msg_id":"k"}`), &p); err != nil || p.ClientMsgID != "k" {
+		t.Fatalf("valid payload: %v %+v", err, p)
 	}
 }

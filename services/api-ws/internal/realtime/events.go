@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/sirupsen/logrus"
@@ -85,12 +87,24 @@ func (s *Server) onEvent(c *hub.Conn, args []any) {
 	answer(res)
 }
 
-// decode reads an object payload into v strictly by type; unknown fields
-// are ignored like everywhere else in the contract.
+// decode reads an object payload into v strictly, with the rules of REST
+// (docs/decisions/api-rest-http-contract.md): an object only, keys matched
+// exactly and unknown ones refused (a typo such as clientMsgId would
+// otherwise drop the idempotency key), every field of its declared type.
 func decode(payload json.RawMessage, v any) error {
 	p := bytes.TrimSpace(payload)
 	if len(p) == 0 || p[0] != '{' {
 		return fail(event.CodeInvalidInput, "payload must be an object")
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(p, &fields); err != nil {
+		return fail(event.CodeInvalidInput, "payload does not decode")
+	}
+	known := jsonFields(v)
+	for k := range fields {
+		if !slices.Contains(known, k) {
+			return invalidField(k, "unknown field")
+		}
 	}
 	if err := json.Unmarshal(p, v); err != nil {
 		var te *json.UnmarshalTypeError
@@ -100,6 +114,18 @@ func decode(payload json.RawMessage, v any) error {
 		return fail(event.CodeInvalidInput, "payload does not decode")
 	}
 	return nil
+}
+
+// jsonFields lists the JSON names of the fields of the struct v points to.
+func jsonFields(v any) []string {
+	t := reflect.TypeOf(v).Elem()
+	names := make([]string, 0, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 func jsonKind(goKind string) string {
