@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	rpprof "runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -67,6 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	wsEnv := fs.String("ws-env", "", "extra api-ws environment, comma-separated (e.g. GOGC=200)")
 	idle := fs.Int("idle", -1, "override the profile's idle connections")
 	members := fs.Int("members", -1, "override the profile's fan-out group size")
+	cpuProfile := fs.String("cpuprofile", "", "write the generator's own CPU profile to this file")
 	limit := fs.Duration("timeout", 0, "abort the run after this long (0: by profile)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -123,6 +125,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	ctx, cancel := context.WithTimeout(ctx, *limit)
 	defer cancel()
+	if *cpuProfile != "" {
+		// The generator shares the machine with the server: its own cost
+		// per delivery bounds what any server can be shown to reach.
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := rpprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpuprofile: %w", err)
+		}
+		defer rpprof.StopCPUProfile()
+	}
 	rep, runErr := bench.Run(ctx, cfg)
 	if rep == nil {
 		return runErr
