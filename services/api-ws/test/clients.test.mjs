@@ -4,32 +4,26 @@ import { after, before, describe, test } from 'node:test';
 import { io } from 'socket.io-client';
 
 import {
-  ALLOWED_ORIGIN, Rest, claims, connected, mintToken, next, record, startStack, until,
+  ALLOWED_ORIGIN, claims, connected, mintToken, next, record, until, useStack,
 } from './stack.mjs';
 
-let stack;
-let rest;
-const sockets = [];
-
-before(async () => {
-  stack = await startStack();
-  rest = new Rest(stack.rest);
-});
-
-after(async () => {
-  for (const s of sockets) s.close();
-  if (stack) await stack.stop();
-});
+const ctx = useStack(before, after);
 
 /** A 4.x socket to instance i (0 or 1); reconnection off unless asked. */
 function socketTo(i, opts = {}) {
-  const s = io(stack.ws[i], { transports: ['websocket'], reconnection: false, forceNew: true, ...opts });
-  sockets.push(s);
-  return s;
+  return ctx.track(io(ctx.stack.ws[i], { transports: ['websocket'], reconnection: false, forceNew: true, ...opts }));
 }
 
 async function online(i, token, opts = {}) {
   return connected(socketTo(i, { auth: { token }, ...opts }));
+}
+
+/** Two fresh users in a direct conversation, alice on instance 0 and bob on 1. */
+async function directPair() {
+  const alice = await ctx.rest.register('alice');
+  const bob = await ctx.rest.register('bob');
+  const conv = await ctx.rest.conversation(alice.access_token, 'direct', [bob.user.id]);
+  return { alice, bob, conv, a: await online(0, alice.access_token), b: await online(1, bob.access_token) };
 }
 
 function refusal(err) {
@@ -38,7 +32,7 @@ function refusal(err) {
 
 describe('connect', () => {
   test('each way of presenting the token, on both instances', async () => {
-    const alice = await rest.register('alice');
+    const alice = await ctx.rest.register('alice');
     const t = alice.access_token;
     for (const i of [0, 1]) {
       for (const [name, opts] of Object.entries({
@@ -55,7 +49,7 @@ describe('connect', () => {
   });
 
   test('each refusal code, and no automatic retry after a refusal', async () => {
-    const bob = await rest.register('bob');
+    const bob = await ctx.rest.register('bob');
     const { sub, sid } = claims(bob.access_token);
     const expired = mintToken({ sub, sid, issuedAtSec: Math.floor(Date.now() / 1000) - 3600, expiresInSec: 60 });
     const forged = mintToken({ sub, sid, secret: 'someone-elses-key-that-is-long-enough-0123' });
@@ -76,7 +70,7 @@ describe('connect', () => {
     // has landed (a live socket of the session is told).
     const live = await online(0, bob.access_token);
     const revoked = next(live, 'session.revoked');
-    await rest.logout(bob.access_token);
+    await ctx.rest.logout(bob.access_token);
     await revoked;
     for (const i of [0, 1]) {
       const err = await online(i, bob.access_token).then(() => assert.fail('connected'), (e) => e);
@@ -87,11 +81,11 @@ describe('connect', () => {
 
 describe('delivery', () => {
   test('a REST message reaches every member socket on both instances exactly once, and no non-member', async () => {
-    const alice = await rest.register('alice');
-    const bob = await rest.register('bob');
-    const carol = await rest.register('carol');
-    const conv = await rest.conversation(alice.access_token, 'group', [bob.user.id], 'team');
-    const aside = await rest.conversation(alice.access_token, 'direct', [carol.user.id]);
+    const alice = await ctx.rest.register('alice');
+    const bob = await ctx.rest.register('bob');
+    const carol = await ctx.rest.register('carol');
+    const conv = await ctx.rest.conversation(alice.access_token, 'group', [bob.user.id], 'team');
+    const aside = await ctx.rest.conversation(alice.access_token, 'direct', [carol.user.id]);
 
     const members = {
       aliceA: await online(0, alice.access_token),
@@ -103,11 +97,11 @@ describe('delivery', () => {
     const seen = Object.fromEntries(Object.entries(members).map(([k, s]) => [k, record(s)]));
     const carolSeen = [record(carolA), record(carolB)];
 
-    const msg = await rest.send(bob.access_token, conv.id, 'hello team', 'c-1');
+    const msg = await ctx.rest.send(bob.access_token, conv.id, 'hello team', 'c-1');
     // Per instance, events leave in stream order: the aside message, sent
     // after, arriving at carol proves the first one would have, had it been hers.
-    const aMsg = await rest.send(alice.access_token, aside.id, 'psst', 'c-2');
-    const last = await rest.send(bob.access_token, conv.id, 'sentinel', 'c-3');
+    const aMsg = await ctx.rest.send(alice.access_token, aside.id, 'psst', 'c-2');
+    const last = await ctx.rest.send(bob.access_token, conv.id, 'sentinel', 'c-3');
 
     for (const [name, events] of Object.entries(seen)) {
       await until(`${name} has the sentinel`, () => events.some((e) => e.name === 'message.created' && e.data.id === last.id));
@@ -122,11 +116,7 @@ describe('delivery', () => {
   });
 
   test('message.send with ack; the same client_msg_id twice gives one message', async () => {
-    const alice = await rest.register('alice');
-    const bob = await rest.register('bob');
-    const conv = await rest.conversation(alice.access_token, 'direct', [bob.user.id]);
-    const a = await online(0, alice.access_token);
-    const b = await online(1, bob.access_token);
+    const { alice, conv, a, b } = await directPair();
     const bobSeen = record(b);
 
     const first = await a.timeout(5000).emitWithAck('message.send', { conversation_id: conv.id, body: 'over the socket', client_msg_id: 'dup-1' });
@@ -138,14 +128,14 @@ describe('delivery', () => {
     assert.equal(second.message.id, first.message.id);
     assert.equal(second.message.seq, first.message.seq);
 
-    const hist = await rest.history(alice.access_token, conv.id, 0);
+    const hist = await ctx.rest.history(alice.access_token, conv.id, 0);
     assert.equal(hist.messages.filter((m) => m.client_msg_id === 'dup-1').length, 1);
-    const sentinel = await rest.send(alice.access_token, conv.id, 'after', 'dup-2');
+    const sentinel = await ctx.rest.send(alice.access_token, conv.id, 'after', 'dup-2');
     await until('bob has the sentinel', () => bobSeen.some((e) => e.name === 'message.created' && e.data.id === sentinel.id));
     assert.equal(bobSeen.filter((e) => e.name === 'message.created' && e.data.id === first.message.id).length, 1);
 
     // Bad input and other people's conversations get a clear error ack.
-    const carol = await rest.register('carol');
+    const carol = await ctx.rest.register('carol');
     const c = await online(0, carol.access_token);
     for (const [payload, code] of [
       [{ conversation_id: conv.id, body: 'intruder' }, 'not_found'],
@@ -164,18 +154,14 @@ describe('delivery', () => {
   });
 
   test('typing and read.updated reach the other member', async () => {
-    const alice = await rest.register('alice');
-    const bob = await rest.register('bob');
-    const conv = await rest.conversation(alice.access_token, 'direct', [bob.user.id]);
-    const a = await online(0, alice.access_token);
-    const b = await online(1, bob.access_token);
+    const { alice, bob, conv, a, b } = await directPair();
 
     const typing = next(b, 'typing');
     const ack = await a.timeout(5000).emitWithAck('typing', { conversation_id: conv.id, state: 'start' });
     assert.deepEqual(ack, { ok: true });
     assert.deepEqual(await typing, { conversation_id: conv.id, user_id: alice.user.id, state: 'start' });
 
-    const msg = await rest.send(alice.access_token, conv.id, 'read me', 'r-1');
+    const msg = await ctx.rest.send(alice.access_token, conv.id, 'read me', 'r-1');
     const readUpdated = next(a, 'read.updated');
     const readAck = await b.timeout(5000).emitWithAck('read', { conversation_id: conv.id, seq: msg.seq });
     assert.equal(readAck.ok, true, JSON.stringify(readAck));
@@ -187,8 +173,8 @@ describe('delivery', () => {
 
 describe('sessions', () => {
   test('logout kicks the session within a second on every instance and its reconnect is refused', async () => {
-    const alice = await rest.register('alice');
-    const other = await rest.login(alice.user.username); // a second session of the same user
+    const alice = await ctx.rest.register('alice');
+    const other = await ctx.rest.login(alice.user.username); // a second session of the same user
     const s1 = await online(0, alice.access_token, { reconnection: true });
     const s2 = await online(1, alice.access_token, { reconnection: true });
     const keep = await online(0, other.access_token);
@@ -197,7 +183,7 @@ describe('sessions', () => {
       new Promise((resolve) => s.once('disconnect', (reason) => resolve({ reason, at: Date.now() }))),
     ]));
     const start = Date.now();
-    await rest.logout(alice.access_token);
+    await ctx.rest.logout(alice.access_token);
     for (const [revoked, disc] of await Promise.all(kicked)) {
       assert.equal(revoked.session_id, claims(alice.access_token).sid);
       assert.equal(disc.reason, 'io server disconnect', 'a transport close would make the client reconnect');
@@ -211,7 +197,7 @@ describe('sessions', () => {
   });
 
   test('an expiring token gets session.expired unless auth.refresh came first', async () => {
-    const alice = await rest.register('alice');
+    const alice = await ctx.rest.register('alice');
     const { sub, sid } = claims(alice.access_token);
     const short = mintToken({ sub, sid, expiresInSec: 3 });
     const expiring = await online(0, short);
@@ -219,7 +205,7 @@ describe('sessions', () => {
     const ack = await refreshed.timeout(5000).emitWithAck('auth.refresh', { token: alice.access_token });
     assert.equal(ack.ok, true, JSON.stringify(ack));
     assert.equal(ack.expires_at, claims(alice.access_token).exp);
-    const other = await rest.register('mallory');
+    const other = await ctx.rest.register('mallory');
     const wrong = await refreshed.timeout(5000).emitWithAck('auth.refresh', { token: other.access_token });
     assert.deepEqual([wrong.ok, wrong.error.code], [false, 'forbidden']);
 
@@ -236,9 +222,9 @@ describe('sessions', () => {
 
 describe('transports and origin', () => {
   test('long-polling works, and the default client upgrades to websocket', async () => {
-    const alice = await rest.register('alice');
-    const bob = await rest.register('bob');
-    const conv = await rest.conversation(alice.access_token, 'direct', [bob.user.id]);
+    const alice = await ctx.rest.register('alice');
+    const bob = await ctx.rest.register('bob');
+    const conv = await ctx.rest.conversation(alice.access_token, 'direct', [bob.user.id]);
     const polling = await online(0, bob.access_token, { transports: ['polling'] });
     assert.equal(polling.io.engine.transport.name, 'polling');
     const upgrading = socketTo(1, { auth: { token: bob.access_token }, transports: ['polling', 'websocket'] });
@@ -247,14 +233,14 @@ describe('transports and origin', () => {
     assert.equal(await upgraded, 'websocket');
 
     const got = [next(polling, 'message.created'), next(upgrading, 'message.created')];
-    const msg = await rest.send(alice.access_token, conv.id, 'to both transports', 'p-1');
+    const msg = await ctx.rest.send(alice.access_token, conv.id, 'to both transports', 'p-1');
     for (const data of await Promise.all(got)) assert.equal(data.id, msg.id);
     const ack = await polling.timeout(5000).emitWithAck('typing', { conversation_id: conv.id, state: 'stop' });
     assert.deepEqual(ack, { ok: true });
   });
 
   test('a foreign Origin is refused on both transports; the allowed one works', async () => {
-    const alice = await rest.register('alice');
+    const alice = await ctx.rest.register('alice');
     for (const transports of [['polling'], ['websocket']]) {
       const err = await online(0, alice.access_token, { transports, extraHeaders: { Origin: 'https://evil.example' } })
         .then(() => assert.fail(`${transports}: connected`), (e) => e);
@@ -262,33 +248,33 @@ describe('transports and origin', () => {
       const ok = await online(1, alice.access_token, { transports, extraHeaders: { Origin: ALLOWED_ORIGIN } });
       ok.close();
     }
-    const res = await fetch(`${stack.ws[0]}/socket.io/?EIO=4&transport=polling`, { headers: { Origin: 'https://evil.example' } });
+    const res = await fetch(`${ctx.stack.ws[0]}/socket.io/?EIO=4&transport=polling`, { headers: { Origin: 'https://evil.example' } });
     assert.equal(res.status, 403);
   });
 });
 
 test('a client that was disconnected recovers every missed message with after_seq', async () => {
-  const alice = await rest.register('alice');
-  const bob = await rest.register('bob');
-  const conv = await rest.conversation(alice.access_token, 'group', [bob.user.id], 'recovery');
+  const alice = await ctx.rest.register('alice');
+  const bob = await ctx.rest.register('bob');
+  const conv = await ctx.rest.conversation(alice.access_token, 'group', [bob.user.id], 'recovery');
   const b = await online(1, bob.access_token);
   let lastSeq = 0;
   b.on('message.created', (m) => { if (m.conversation_id === conv.id) lastSeq = Math.max(lastSeq, m.seq); });
-  const first = await rest.send(alice.access_token, conv.id, 'one', 'm-1');
+  const first = await ctx.rest.send(alice.access_token, conv.id, 'one', 'm-1');
   await until('bob saw the first message', () => lastSeq === first.seq);
   b.disconnect();
   const cursor = lastSeq; // what the client persisted before going offline
   const missed = [];
-  for (let i = 2; i <= 5; i++) missed.push(await rest.send(alice.access_token, conv.id, `missed ${i}`, `m-${i}`));
+  for (let i = 2; i <= 5; i++) missed.push(await ctx.rest.send(alice.access_token, conv.id, `missed ${i}`, `m-${i}`));
   b.connect();
   await connected(b);
   // Some missed messages may still arrive live (their events were on the
   // way); the client dedupes by seq. The page below has them all anyway.
   const liveIds = [];
   b.on('message.created', (m) => liveIds.push(m.id));
-  const after = await rest.send(alice.access_token, conv.id, 'after reconnect', 'm-6');
+  const after = await ctx.rest.send(alice.access_token, conv.id, 'after reconnect', 'm-6');
   await until('the reconnected client gets new messages live', () => liveIds.includes(after.id));
-  const page = await rest.history(bob.access_token, conv.id, cursor);
+  const page = await ctx.rest.history(bob.access_token, conv.id, cursor);
   assert.deepEqual(page.messages.map((m) => m.id), [...missed, after].map((m) => m.id));
   assert.deepEqual(page.messages.map((m) => m.body), ['missed 2', 'missed 3', 'missed 4', 'missed 5', 'after reconnect']);
   const seqs = page.messages.map((m) => m.seq);

@@ -4,26 +4,12 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import ioV2 from 'socket.io-client-v2';
 
-import { Rest, claims, mintToken, next, startStack, until } from './stack.mjs';
+import { claims, mintToken, next, until, useStack } from './stack.mjs';
 
-let stack;
-let rest;
-const sockets = [];
-
-before(async () => {
-  stack = await startStack();
-  rest = new Rest(stack.rest);
-});
-
-after(async () => {
-  for (const s of sockets) s.close();
-  if (stack) await stack.stop();
-});
+const ctx = useStack(before, after);
 
 function v2(i, opts) {
-  const s = ioV2(stack.ws[i], { transports: ['websocket'], reconnection: false, forceNew: true, ...opts });
-  sockets.push(s);
-  return s;
+  return ctx.track(ioV2(ctx.stack.ws[i], { transports: ['websocket'], reconnection: false, forceNew: true, ...opts }));
 }
 
 /** Resolves on connect, rejects with the error event's data on a refusal. */
@@ -43,14 +29,14 @@ function ack(s, name, payload) {
 }
 
 test('2.x client: connect with the query token or a header, receive, send with ack', async () => {
-  const alice = await rest.register('alice');
-  const bob = await rest.register('bob');
-  const conv = await rest.conversation(alice.access_token, 'direct', [bob.user.id]);
+  const alice = await ctx.rest.register('alice');
+  const bob = await ctx.rest.register('bob');
+  const conv = await ctx.rest.conversation(alice.access_token, 'direct', [bob.user.id]);
   const b = await v2Connected(v2(1, { query: { token: bob.access_token } }));
   const viaHeader = await v2Connected(v2(0, { transportOptions: { websocket: { extraHeaders: { Authorization: `Bearer ${bob.access_token}` } } } }));
   const polling = await v2Connected(v2(0, { query: { token: bob.access_token }, transports: ['polling'] }));
   const got = [b, viaHeader, polling].map((s) => next(s, 'message.created'));
-  const msg = await rest.send(alice.access_token, conv.id, 'hello from REST', 'v2-1');
+  const msg = await ctx.rest.send(alice.access_token, conv.id, 'hello from REST', 'v2-1');
   for (const data of await Promise.all(got)) assert.deepEqual(data, msg);
 
   const a = await v2Connected(v2(0, { query: { token: alice.access_token } }));
@@ -67,7 +53,7 @@ test('2.x client: connect with the query token or a header, receive, send with a
 });
 
 test('2.x client: refusals arrive as an error event with {code}, and the server closes the connection', async () => {
-  const carol = await rest.register('carol');
+  const carol = await ctx.rest.register('carol');
   const { sub, sid } = claims(carol.access_token);
   const expired = mintToken({ sub, sid, issuedAtSec: Math.floor(Date.now() / 1000) - 3600, expiresInSec: 60 });
   const cases = [
@@ -89,7 +75,7 @@ test('2.x client: refusals arrive as an error event with {code}, and the server 
   // admitted for the few milliseconds until the revocation lands, then kicked).
   const live = await v2Connected(v2(0, { query: { token: carol.access_token } }));
   const revoked = next(live, 'session.revoked');
-  await rest.logout(carol.access_token);
+  await ctx.rest.logout(carol.access_token);
   await revoked;
   const s = v2(1, { query: { token: carol.access_token } });
   const err = await v2Connected(s).then(() => assert.fail('connected after logout'), (e) => e);
@@ -98,12 +84,12 @@ test('2.x client: refusals arrive as an error event with {code}, and the server 
 });
 
 test('2.x client: logout kicks with session.revoked and it does not reconnect', async () => {
-  const dave = await rest.register('dave');
+  const dave = await ctx.rest.register('dave');
   const s = await v2Connected(v2(0, { query: { token: dave.access_token }, reconnection: true }));
   const revoked = next(s, 'session.revoked', 3000);
   const disc = new Promise((resolve) => s.once('disconnect', resolve));
   const reconnecting = new Promise((resolve) => s.once('reconnect_attempt', () => resolve('reconnecting')));
-  await rest.logout(dave.access_token);
+  await ctx.rest.logout(dave.access_token);
   assert.equal((await revoked).session_id, claims(dave.access_token).sid);
   assert.equal(await disc, 'io server disconnect');
   const verdict = await Promise.race([reconnecting, new Promise((resolve) => setTimeout(() => resolve('stayed down'), 1500))]);

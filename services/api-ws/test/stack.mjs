@@ -145,6 +145,24 @@ export async function startStack(opts = {}) {
   return stack;
 }
 
+/**
+ * Starts a stack before the file's tests and stops it (and closes the
+ * sockets given to track) after them. Read `.stack` and `.rest` inside tests.
+ */
+export function useStack(before, after) {
+  const ctx = { stack: null, rest: null, sockets: [] };
+  ctx.track = (s) => { ctx.sockets.push(s); return s; };
+  before(async () => {
+    ctx.stack = await startStack();
+    ctx.rest = new Rest(ctx.stack.rest);
+  });
+  after(async () => {
+    for (const s of ctx.sockets) s.close();
+    if (ctx.stack) await ctx.stack.stop();
+  });
+  return ctx;
+}
+
 function tail(s, n) {
   return s.split('\n').slice(-n).join('\n');
 }
