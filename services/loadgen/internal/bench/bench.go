@@ -394,7 +394,7 @@ func (r *run) fanouts(ctx context.Context, env *scenario.Env, res *Result, durin
 		<-profiled
 	}
 	if len(p.RampRates) > 0 && ctx.Err() == nil {
-		rr, err := sess.Ramp(ctx, p.RampRates, p.RampStep, 500*time.Millisecond)
+		rr, err := sess.Ramp(ctx, p.RampRates, p.RampStep, time.Second)
 		if err != nil {
 			r.fail(name+": ramp", err)
 		}
