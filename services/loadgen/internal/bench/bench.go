@@ -277,7 +277,11 @@ func (r *run) runMop(ctx context.Context) {
 		duringFanout = func(ctx context.Context, d time.Duration) { r.pprof(ctx, pprofAddr, "profile", "cpu-fanout", d) }
 	}
 	r.idle(ctx, env, res, atPeak)
-	r.fanouts(ctx, env, res, duringFanout)
+	var atOverloadPeak func(context.Context)
+	if pprofAddr != "" {
+		atOverloadPeak = func(ctx context.Context) { r.pprof(ctx, pprofAddr, "heap", "heap-overload", 0) }
+	}
+	r.fanouts(ctx, env, res, duringFanout, atOverloadPeak)
 	if m, err := probe.Scrape(ctx, env.MetricsURL); err == nil {
 		res.ServerMetrics = map[string]float64{}
 		for k, v := range m {
@@ -329,7 +333,7 @@ func (r *run) runNode(ctx context.Context) {
 	env := &scenario.Env{Sys: target.NewNode("http://"+addr, r.minter), Server: p,
 		Sources: swarm.Sources(r.cfg.Profile.Sources), Log: r.cfg.Log}
 	r.idle(ctx, env, res, nil)
-	r.fanouts(ctx, env, res, nil)
+	r.fanouts(ctx, env, res, nil, nil)
 	p.Stop()
 }
 
@@ -350,7 +354,8 @@ func (r *run) idle(ctx context.Context, env *scenario.Env, res *Result, atPeak f
 
 // fanouts runs one session for burst, fan-out (profiled) and the ramp, then the
 // reconnect storm, and overload last (it may disconnect slow members).
-func (r *run) fanouts(ctx context.Context, env *scenario.Env, res *Result, duringFanout func(context.Context, time.Duration)) {
+func (r *run) fanouts(ctx context.Context, env *scenario.Env, res *Result, duringFanout func(context.Context, time.Duration),
+	atOverloadPeak func(context.Context)) {
 	p := r.cfg.Profile
 	name := env.Sys.Name()
 	if p.Members <= 0 || ctx.Err() != nil {
@@ -413,7 +418,7 @@ func (r *run) fanouts(ctx context.Context, env *scenario.Env, res *Result, durin
 	}
 	if p.OverloadRate > 0 && ctx.Err() == nil {
 		or, err := sess.Overload(ctx, scenario.OverloadOptions{Rate: p.OverloadRate, Duration: p.OverloadDur,
-			SlowReaders: p.SlowReaders, IdleRSS: res.IdleRSS, BodyBytes: 16000})
+			SlowReaders: p.SlowReaders, IdleRSS: res.IdleRSS, BodyBytes: 16000, AtPeak: atOverloadPeak})
 		if err != nil {
 			r.fail(name+": overload", err)
 		}

@@ -19,6 +19,9 @@ type OverloadOptions struct {
 	// BodyBytes pads each message body: bigger events fill a stalled
 	// socket's output (and the server's memory) faster.
 	BodyBytes int
+	// AtPeak runs right after the last send, while the backlog is largest
+	// (e.g. a heap profile of where the memory is).
+	AtPeak func(ctx context.Context)
 }
 
 // OverloadResult says whether memory stayed bounded and what was shed.
@@ -71,6 +74,9 @@ func (s *Session) Overload(ctx context.Context, o OverloadOptions) (OverloadResu
 	}()
 	failed, _ := s.paced(ctx, t, 0, count, o.Rate, 64)
 	res.PostFailures = failed
+	if o.AtPeak != nil {
+		o.AtPeak(ctx)
+	}
 	// Keep sampling while the backlog drains: the peak may come after the
 	// last send.
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
