@@ -151,3 +151,52 @@ func TestGracefulDrain(t *testing.T) {
 		t.Fatalf("shutdown took %s", d)
 	}
 }
+
+// The Engine.IO handshake announces the configured timers and payload limit,
+// and a packet over the limit ends only that connection (websocket: read
+// limit; polling: 413), never the server.
+func TestHandshakeSettingsAndOversizePackets(t *testing.T) {
+	s := newStack(t)
+	def := s.start(nil)
+	_, body := get(t, def.base+"/socket.io/?EIO=4&transport=polling", nil)
+	var open struct {
+		SID          string `json:"sid"`
+		PingInterval int    `json:"pingInterval"`
+		PingTimeout  int    `json:"pingTimeout"`
+		MaxPayload   int    `json:"maxPayload"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(body, "0")), &open); err != nil {
+		t.Fatalf("open packet %q", body)
+	}
+	if open.PingInterval != 25000 || open.PingTimeout != 60000 || open.MaxPayload != 1000000 {
+		t.Fatalf("defaults %+v", open)
+	}
+
+	small := s.start(map[string]string{"WS_MAX_PAYLOAD": "4096", "WS_PING_INTERVAL": "5s", "WS_PING_TIMEOUT": "7s"})
+	_, body = get(t, small.base+"/socket.io/?EIO=4&transport=polling", nil)
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(body, "0")), &open); err != nil || open.PingInterval != 5000 || open.PingTimeout != 7000 || open.MaxPayload != 4096 {
+		t.Fatalf("configured %+v (%q)", open, body)
+	}
+	big := `42["message.send",{"conversation_id":"c1","body":"` + strings.Repeat("x", 5000) + `"}]`
+	c := s.dial(small, "alice", "s1")
+	_ = c.WriteRaw(big)
+	select {
+	case <-c.Closed():
+	case <-time.After(5 * time.Second):
+		t.Fatal("oversize websocket frame did not end the connection")
+	}
+	req, _ := http.NewRequest(http.MethodPost, small.base+"/socket.io/?EIO=4&transport=polling&sid="+open.SID, strings.NewReader("4"+big))
+	req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("oversize polling body: %d", resp.StatusCode)
+	}
+	other := s.dial(small, "bob", "s2")
+	if got := call(t, other, "auth.refresh", map[string]any{"token": s.token("bob", "s2")}); !got.OK {
+		t.Fatalf("server unusable after oversize packets: %+v", got)
+	}
+}

@@ -157,6 +157,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 				}
 				return nil
 			},
+			"presence": func(context.Context) error {
+				if !tracker.Synced() {
+					return errors.New("presence bucket not mirrored yet")
+				}
+				return nil
+			},
 		},
 	})
 	_ = stream

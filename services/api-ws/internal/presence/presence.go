@@ -409,6 +409,7 @@ func (t *Tracker) announce(ctx context.Context, userID string, online bool, last
 		return
 	}
 	data := event.PresenceState{UserID: userID, Online: online, LastSeen: lastSeen}
+	t.log.WithFields(logrus.Fields{logging.FieldUserID: userID, "online": online, "contacts": len(to), "instance": t.opts.Instance}).Debug("presence transition")
 	if err := t.pub.Publish(event.Presence, to, "", userID, data); err != nil {
 		t.log.WithError(err).WithField(logging.FieldUserID, userID).Warn("presence publish failed")
 	}
@@ -472,17 +473,46 @@ func (t *Tracker) Query(userIDs []string) []event.PresenceState {
 	return out
 }
 
-// mirror applies the bucket's updates to the local copy.
+// mirror applies the bucket's updates to the local copy. A watcher that ends
+// (NATS trouble) is replaced; the new one replays the bucket into a fresh
+// copy, so keys deleted meanwhile do not linger.
 func (t *Tracker) mirror(ctx context.Context, w jetstream.KeyWatcher) {
-	defer func() { _ = w.Stop() }()
+	for {
+		t.follow(ctx, w)
+		_ = w.Stop()
+		t.synced.Store(false)
+		for {
+			if ctx.Err() != nil {
+				return
+			}
+			var err error
+			if w, err = t.kv.WatchAll(ctx); err == nil {
+				break
+			}
+			t.log.WithError(err).Warn("presence watcher restart failed")
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+		t.mmu.Lock()
+		clear(t.instances)
+		clear(t.instRev)
+		clear(t.online)
+		clear(t.byInst)
+		t.mmu.Unlock()
+	}
+}
+
+func (t *Tracker) follow(ctx context.Context, w jetstream.KeyWatcher) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case e, ok := <-w.Updates():
 			if !ok {
-				t.synced.Store(false)
-				t.log.Warn("presence watcher stopped")
+				t.log.Warn("presence watcher stopped; restarting")
 				return
 			}
 			if e == nil {
