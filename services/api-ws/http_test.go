@@ -2,12 +2,18 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/chat5202ol/mop/pkg/auth"
+	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/services/api-ws/internal/wstest"
 )
 
@@ -199,4 +205,46 @@ func TestHandshakeSettingsAndOversizePackets(t *testing.T) {
 	if got := call(t, other, "auth.refresh", map[string]any{"token": s.token("bob", "s2")}); !got.OK {
 		t.Fatalf("server unusable after oversize packets: %+v", got)
 	}
+}
+
+// With NATS down at start the process still serves /healthz, and /readyz
+// and /socket.io/ answer 503 until NATS comes up.
+func TestStartsBeforeNATSIsReachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	natsPort := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	s := &stack{t: t, url: fmt.Sprintf("nats://127.0.0.1:%d", natsPort), subj: event.MustSubjects("mop")}
+	s.auth, _ = auth.New(auth.Options{Issuer: "mop", Audience: "mop", Signing: testKey, AccessTTL: time.Hour})
+	inst := s.startUnready(nil)
+	eventually(t, 5*time.Second, "healthz", func() bool {
+		resp, err := http.Get(inst.base + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	for _, path := range []string{"/readyz", "/socket.io/?EIO=4&transport=polling"} {
+		if resp, _ := get(t, inst.base+path, nil); resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("%s before NATS: %d", path, resp.StatusCode)
+		}
+	}
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: natsPort, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(ns.Shutdown)
+	eventually(t, 20*time.Second, "ready once NATS is up", func() bool {
+		resp, err := http.Get(inst.base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	s.dial(inst, "u", "s")
 }

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -91,15 +92,93 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	stream, revokedKV, presenceKV, err := setup(ctx, js, subj, cfg.NATSReplicas, log)
+
+	// Serve /healthz at once; /readyz and /socket.io/ answer 503 until NATS
+	// is set up and the components run (setup retries while NATS is down).
+	var cur atomic.Pointer[app]
+	router := server.Router(server.Options{
+		Service: service, Registry: m.Registry,
+		SocketIO: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if a := cur.Load(); a != nil {
+				a.socket.ServeHTTP(w, r)
+				return
+			}
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, `{"code":503,"message":"starting"}`, http.StatusServiceUnavailable)
+		}),
+		Draining: func() bool { a := cur.Load(); return a != nil && a.io.Draining() },
+		Checks: map[string]server.Check{
+			"nats": func(ctx context.Context) error { return bus.Ready(ctx, nc, js, subj) },
+			"components": func(ctx context.Context) error {
+				a := cur.Load()
+				if a == nil {
+					return errors.New("starting")
+				}
+				return a.ready(ctx)
+			},
+		},
+	})
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		return err
+		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+	}
+	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 2)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.WithField("addr", ln.Addr().String()).Info("listening")
+	if cfg.PprofAddr != "" {
+		psrv := &http.Server{Addr: cfg.PprofAddr, Handler: server.Pprof(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { serveErr <- psrv.ListenAndServe() }()
+		defer psrv.Close()
+		log.WithField("addr", cfg.PprofAddr).Info("pprof listening")
 	}
 
+	a, err := build(ctx, cfg, log, authority, m, nc, js)
+	if err != nil {
+		_ = srv.Close()
+		if ctx.Err() != nil {
+			return nil // stopped before NATS was ever reachable
+		}
+		return err
+	}
+	cur.Store(a)
+	log.Info("ready")
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: draining sockets")
+	case err := <-serveErr:
+		runErr = fmt.Errorf("http server: %w", err)
+		log.WithError(err).Error("server failed; shutting down")
+	}
+	a.shutdown(cfg, log, srv, nc)
+	return runErr
+}
+
+// app is the running instance: what serves sockets and what must be
+// stopped, in order, on shutdown.
+type app struct {
+	socket  http.Handler
+	io      *realtime.Server
+	hub     *hub.Hub
+	fan     *fanout.Fanout
+	tracker *presence.Tracker
+	ready   server.Check
+	stopBG  context.CancelFunc
+}
+
+// build sets NATS up (retrying while it is unreachable) and starts the
+// components: revoked-sessions watcher, presence, fan-out, sweeper, Socket.IO.
+func build(ctx context.Context, cfg *wsconfig.Config, log *logrus.Entry, authority *auth.Authority, m *metrics.Metrics,
+	nc *nats.Conn, js jetstream.JetStream) (*app, error) {
+	subj := cfg.Subjects()
+	revokedKV, presenceKV, err := setup(ctx, js, subj, cfg.NATSReplicas, log)
+	if err != nil {
+		return nil, err
+	}
 	// Background work lives until the drain is over; ctx ends first.
 	bg, stopBG := context.WithCancel(context.Background())
-	defer stopBG()
-
 	calls := rpc.New(nc, subj, cfg.RPCTimeout, m)
 	members := membership.New(calls, cfg.MembersCacheTTL, cacheEntries)
 	contacts := membership.NewContacts(calls, cfg.MembersCacheTTL, cacheEntries)
@@ -118,20 +197,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := revoked.Watch(bg, revokedKV, log, func(userID, sessionID string, data json.RawMessage) {
 		h.KickSession(userID, sessionID, data)
 	}); err != nil {
-		return fmt.Errorf("watch %s: %w", subj.RevokedSessionsBucket(), err)
+		stopBG()
+		return nil, fmt.Errorf("watch %s: %w", subj.RevokedSessionsBucket(), err)
 	}
 	if err := tracker.Start(bg); err != nil {
-		return err
+		stopBG()
+		return nil, err
 	}
 	fan := fanout.New(h, revoked, func(conversationID string, userIDs []string) {
 		members.Invalidate(conversationID)
 		contacts.Forget(userIDs...)
 	}, m, log)
 	if err := fan.Start(bg, nc, js, subj); err != nil {
-		return err
+		stopBG()
+		return nil, err
 	}
 	go h.RunSweeper(bg, cfg.SweepInterval)
-
 	io := realtime.New(bg, realtime.Options{
 		PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout, ConnectTimeout: cfg.ConnectTimeout,
 		MaxPayload: cfg.MaxPayload, AllowedOrigins: cfg.AllowedOrigins, RefuseGrace: cfg.RefuseGrace,
@@ -140,66 +221,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Auth: authority, Hub: h, RPC: calls, Members: members, Contacts: contacts, Revoked: revoked,
 		Presence: tracker, Publisher: publisher, Metrics: m, Log: log,
 	})
-	router := server.Router(server.Options{
-		Service: service, SocketIO: io.Handler(), Registry: m.Registry, Draining: io.Draining,
-		Checks: map[string]server.Check{
-			"nats": func(ctx context.Context) error { return bus.Ready(ctx, nc, js, subj) },
-			"kv": func(ctx context.Context) error {
-				if _, err := revokedKV.Status(ctx); err != nil {
+	return &app{
+		socket: io.Handler(), io: io, hub: h, fan: fan, tracker: tracker, stopBG: stopBG,
+		ready: func(ctx context.Context) error {
+			for _, kv := range []jetstream.KeyValue{revokedKV, presenceKV} {
+				if _, err := kv.Status(ctx); err != nil {
 					return err
 				}
-				_, err := presenceKV.Status(ctx)
-				return err
-			},
-			"revocations": func(context.Context) error {
-				if !revoked.Synced() {
-					return errors.New("revoked sessions not loaded yet")
-				}
-				return nil
-			},
-			"presence": func(context.Context) error {
-				if !tracker.Synced() {
-					return errors.New("presence bucket not mirrored yet")
-				}
-				return nil
-			},
+			}
+			switch {
+			case !revoked.Synced():
+				return errors.New("revoked sessions not loaded yet")
+			case !tracker.Synced():
+				return errors.New("presence bucket not mirrored yet")
+			}
+			return nil
 		},
-	})
-	_ = stream
-
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
-	}
-	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second}
-	serveErr := make(chan error, 2)
-	go func() { serveErr <- srv.Serve(ln) }()
-	log.WithField("addr", ln.Addr().String()).Info("listening")
-	if cfg.PprofAddr != "" {
-		psrv := &http.Server{Addr: cfg.PprofAddr, Handler: server.Pprof(), ReadHeaderTimeout: 10 * time.Second}
-		go func() { serveErr <- psrv.ListenAndServe() }()
-		defer psrv.Close()
-		log.WithField("addr", cfg.PprofAddr).Info("pprof listening")
-	}
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down: draining sockets")
-	case err := <-serveErr:
-		runErr = fmt.Errorf("http server: %w", err)
-		log.WithError(err).Error("server failed; shutting down")
-	}
-	shutdown(cfg, log, io, h, fan, tracker, srv, nc, stopBG)
-	return runErr
+	}, nil
 }
 
 // setup creates the stream and buckets, retrying while NATS is unreachable.
-func setup(ctx context.Context, js jetstream.JetStream, subj event.Subjects, replicas int, log *logrus.Entry) (jetstream.Stream, jetstream.KeyValue, jetstream.KeyValue, error) {
+func setup(ctx context.Context, js jetstream.JetStream, subj event.Subjects, replicas int, log *logrus.Entry) (revokedKV, presenceKV jetstream.KeyValue, err error) {
 	for attempt := 0; ; attempt++ {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		stream, revokedKV, err := bus.Setup(sctx, js, subj, replicas)
-		var presenceKV jetstream.KeyValue
+		_, revokedKV, err = bus.Setup(sctx, js, subj, replicas)
 		if err == nil {
 			presenceKV, err = js.CreateOrUpdateKeyValue(sctx, presence.BucketConfig(subj, replicas))
 			if err != nil {
@@ -208,14 +253,14 @@ func setup(ctx context.Context, js jetstream.JetStream, subj event.Subjects, rep
 		}
 		cancel()
 		if err == nil {
-			return stream, revokedKV, presenceKV, nil
+			return revokedKV, presenceKV, nil
 		}
 		if attempt == 0 || attempt%10 == 0 {
 			log.WithError(err).Warn("nats setup failed; retrying")
 		}
 		select {
 		case <-ctx.Done():
-			return nil, nil, nil, fmt.Errorf("nats setup: %w", err)
+			return nil, nil, fmt.Errorf("nats setup: %w", err)
 		case <-time.After(time.Second):
 		}
 	}
@@ -225,24 +270,23 @@ func setup(ctx context.Context, js jetstream.JetStream, subj event.Subjects, rep
 // close the sockets gradually over DRAIN_TIMEOUT so clients reconnect to
 // other instances, stop consuming, publish this instance's users offline,
 // then stop HTTP and NATS.
-func shutdown(cfg *wsconfig.Config, log *logrus.Entry, io *realtime.Server, h *hub.Hub, fan *fanout.Fanout,
-	tracker *presence.Tracker, srv *http.Server, nc *nats.Conn, stopBG context.CancelFunc) {
+func (a *app) shutdown(cfg *wsconfig.Config, log *logrus.Entry, srv *http.Server, nc *nats.Conn) {
 	deadline := time.Now().Add(cfg.ShutdownTimeout)
-	io.SetDraining()
+	a.io.SetDraining()
 	stop := make(chan struct{})
 	done := make(chan struct{})
-	go func() { h.Drain(stop, cfg.DrainTimeout); close(done) }()
+	go func() { a.hub.Drain(stop, cfg.DrainTimeout); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(cfg.DrainTimeout + time.Second):
 		close(stop)
 	}
-	fan.Stop()
-	stopBG()
+	a.fan.Stop()
+	a.stopBG()
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	tracker.Stop(ctx)
-	io.Close()
+	a.tracker.Stop(ctx)
+	a.io.Close()
 	if err := srv.Shutdown(ctx); err != nil {
 		log.WithError(err).Warn("http shutdown timed out; closing")
 		_ = srv.Close()

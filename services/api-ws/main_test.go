@@ -57,6 +57,7 @@ func newStack(t *testing.T) *stack {
 type instance struct {
 	base string // http://127.0.0.1:port
 	logs *syncBuffer
+	done chan error // run's result (read once by stop)
 	stop func() error
 }
 
@@ -90,6 +91,31 @@ func freeAddr(t testing.TB) string {
 // start runs api-ws with env overrides and waits until it is ready.
 func (s *stack) start(env map[string]string) *instance {
 	s.t.Helper()
+	inst := s.startUnready(env)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(inst.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return inst
+			}
+		}
+		select {
+		case err := <-inst.done:
+			s.t.Fatalf("api-ws exited: %v\n%s", err, inst.logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("api-ws not ready:\n%s", inst.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// startUnready runs api-ws without waiting for readiness.
+func (s *stack) startUnready(env map[string]string) *instance {
+	s.t.Helper()
 	addr := freeAddr(s.t)
 	vars := map[string]string{
 		"NATS_URL": s.url, "HTTP_ADDR": addr, "JWT_SIGNING_KEY": testKey, "LOG_LEVEL": "debug",
@@ -105,7 +131,7 @@ func (s *stack) start(env map[string]string) *instance {
 	go func() { done <- run(ctx, []string{"api-ws"}, func(k string) string { return vars[k] }, logs) }()
 	var once sync.Once
 	var runErr error
-	inst := &instance{base: "http://" + addr, logs: logs, stop: func() error {
+	inst := &instance{base: "http://" + addr, logs: logs, done: done, stop: func() error {
 		once.Do(func() {
 			cancel()
 			select {
@@ -124,25 +150,7 @@ func (s *stack) start(env map[string]string) *instance {
 			s.t.Logf("api-ws %s logs:\n%s", addr, tail(logs.String(), 60))
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(inst.base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return inst
-			}
-		}
-		select {
-		case err := <-done:
-			s.t.Fatalf("api-ws exited: %v\n%s", err, logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("api-ws not ready:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return inst
 }
 
 func tail(s string, n int) string {
