@@ -123,12 +123,11 @@ func TestGracefulDrain(t *testing.T) {
 	start := time.Now()
 	go func() { stopped <- inst.stop() }()
 	eventually(t, 2*time.Second, "readyz unavailable", func() bool {
-		resp, err := http.Get(inst.base + "/readyz")
-		if err != nil {
-			t.Fatalf("readyz during the drain: %v", err)
+		code := status(inst.base + "/readyz")
+		if code == 0 {
+			t.Fatal("readyz unreachable during the drain")
 		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusServiceUnavailable
+		return code == http.StatusServiceUnavailable
 	})
 	if resp, _ := get(t, inst.base+"/socket.io/?EIO=4&transport=polling", nil); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("new session while draining: %d", resp.StatusCode)
@@ -219,14 +218,7 @@ func TestStartsBeforeNATSIsReachable(t *testing.T) {
 	s := &stack{t: t, url: fmt.Sprintf("nats://127.0.0.1:%d", natsPort), subj: event.MustSubjects("mop")}
 	s.auth, _ = auth.New(auth.Options{Issuer: "mop", Audience: "mop", Signing: testKey, AccessTTL: time.Hour})
 	inst := s.startUnready(nil)
-	eventually(t, 5*time.Second, "healthz", func() bool {
-		resp, err := http.Get(inst.base + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	eventually(t, 5*time.Second, "healthz", func() bool { return status(inst.base+"/healthz") == http.StatusOK })
 	for _, path := range []string{"/readyz", "/socket.io/?EIO=4&transport=polling"} {
 		if resp, _ := get(t, inst.base+path, nil); resp.StatusCode != http.StatusServiceUnavailable {
 			t.Fatalf("%s before NATS: %d", path, resp.StatusCode)
@@ -238,13 +230,16 @@ func TestStartsBeforeNATSIsReachable(t *testing.T) {
 	}
 	go ns.Start()
 	t.Cleanup(ns.Shutdown)
-	eventually(t, 20*time.Second, "ready once NATS is up", func() bool {
-		resp, err := http.Get(inst.base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	eventually(t, 20*time.Second, "ready once NATS is up", func() bool { return status(inst.base+"/readyz") == http.StatusOK })
 	s.dial(inst, "u", "s")
+}
+
+// status is the HTTP status of a GET, 0 when the request fails.
+func status(url string) int {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
