@@ -25,6 +25,7 @@ class FakeApi {
   stored = []; // server messages, ascending seq
   calls = [];
   readSeq = 0;
+  peerReadSeq = 0; // the other member's marker, as REST reports it in members
   sendFailures = 0; // the next n sends fail with a network error *after* storing
   byClientId = new Map();
 
@@ -32,7 +33,7 @@ class FakeApi {
     this.calls.push(['conversations']);
     const last = this.stored.at(-1) ?? null;
     return [{
-      id: CONV, type: 'direct', title: '', members: [{ ...ME, user_id: 'me' }, PEER],
+      id: CONV, type: 'direct', title: '', members: [{ ...ME, user_id: 'me' }, { ...PEER, read_seq: this.peerReadSeq }],
       last_seq: last?.seq ?? 0, read_seq: this.readSeq, last_message: last,
       unread_count: this.stored.filter((m) => m.seq > this.readSeq && m.sender_id !== 'me').length,
       created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z',
@@ -160,6 +161,14 @@ describe('chat model', () => {
     assert.deepEqual(chat.seenBy(c, 6), []);
     rt.deliver('read.updated', { conversation_id: CONV, user_id: 'peer', seq: 2 }); // never backwards
     assert.deepEqual(chat.seenBy(c, 5), ['peer']);
+  });
+
+  it('shows receipts from the members\' read_seq after a reload, before any read.updated', async () => {
+    api.peerReadSeq = 4;
+    await chat.sync();
+    const c = chat.conversations.get(CONV);
+    assert.deepEqual(chat.seenBy(c, 4), ['peer']);
+    assert.deepEqual(chat.seenBy(c, 5), []);
   });
 
   it('retries a send whose answer was lost with the same client_msg_id: one message', async () => {

@@ -431,6 +431,10 @@ export class Chat extends EventTarget {
     for (const k of ['type', 'title', 'created_by', 'created_at', 'updated_at']) if (data[k] !== undefined) c[k] = data[k];
     if (data.members?.length) {
       c.members = data.members;
+      // Members carry how far each has read, so receipts survive a reload.
+      for (const m of data.members) {
+        if (m.read_seq > 0) c.readBy.set(m.user_id, Math.max(c.readBy.get(m.user_id) ?? 0, m.read_seq));
+      }
       this.#queryPresence();
     }
     if (authoritative) {
