@@ -83,11 +83,7 @@ node -e '
 env "${common[@]}" HTTP_ADDR="127.0.0.1:$rest_port" DATABASE_URL="$tmp/mop.db" \
 	"$bin/api-rest" >"$tmp/api-rest.log" 2>&1 &
 pids+=($!)
-# MEMBERS_CACHE_TTL=1s works around an api-ws gap: its contacts cache (presence.query answers
-# only for contacts) is dropped on member.added/removed but not on conversation.created, so
-# the two people of a brand-new conversation read as offline to each other for up to the
-# cache TTL (30s by default). Remove once api-ws forgets contacts on conversation.created.
-env "${common[@]}" HTTP_ADDR="127.0.0.1:$ws_port" MEMBERS_CACHE_TTL=1s \
+env "${common[@]}" HTTP_ADDR="127.0.0.1:$ws_port" \
 	"$bin/api-ws" >"$tmp/api-ws.log" 2>&1 &
 pids+=($!)
 

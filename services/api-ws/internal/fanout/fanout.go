@@ -33,8 +33,9 @@ const (
 // Revocations records revoked sessions (the local revoked set).
 type Revocations interface{ Add(sessionID string) }
 
-// MemberChange is told about member.added and member.removed, so that
-// cached member and contact lists are dropped before the event is delivered.
+// MemberChange is told about member.added, member.removed and
+// conversation.created, so that cached member and contact lists are dropped
+// before the event is delivered.
 type MemberChange func(conversationID string, userIDs []string)
 
 // Fanout routes envelopes to the hub.
@@ -141,10 +142,12 @@ func (f *Fanout) Handle(data []byte, source string) int {
 	switch env.Type {
 	case event.SessionRevoked:
 		return f.revoke(env)
-	case event.MemberAdded, event.MemberRemoved:
+	case event.MemberAdded, event.MemberRemoved, event.ConversationCreated:
+		// A new conversation makes its members each other's contacts, just
+		// like member.added: presence must reach them at once.
 		f.invalidate(env)
 	case event.MessageCreated, event.MessageUpdated, event.MessageDeleted, event.ReadUpdated,
-		event.ConversationCreated, event.ConversationUpdated, event.Typing, event.Presence:
+		event.ConversationUpdated, event.Typing, event.Presence:
 	default:
 		return 0 // unknown types are ignored (rolling deploys)
 	}
