@@ -274,7 +274,12 @@ func (r *run) runMop(ctx context.Context) {
 			r.pprof(ctx, pprofAddr, "heap", "heap-idle", 0)
 			r.pprof(ctx, pprofAddr, "goroutine", "goroutines-idle", 0)
 		}
-		duringFanout = func(ctx context.Context, d time.Duration) { r.pprof(ctx, pprofAddr, "profile", "cpu-fanout", d) }
+		duringFanout = func(ctx context.Context, d time.Duration) {
+			done := make(chan struct{})
+			go func() { defer close(done); r.schedTrace(ctx, pprofAddr, "fanout") }()
+			r.pprof(ctx, pprofAddr, "profile", "cpu-fanout", d)
+			<-done
+		}
 	}
 	r.idle(ctx, env, res, atPeak)
 	var atOverloadPeak func(context.Context)
@@ -464,6 +469,33 @@ func (r *run) pprofOf(ctx context.Context, bin, addr, kind, name string, d time.
 		return
 	}
 	r.rep.Profiles = append(r.rep.Profiles, PprofTop{Name: name, File: filepath.Base(file), Top: string(out)})
+}
+
+// schedTrace takes a 4 s execution trace (1 s in, beside the CPU profile)
+// and keeps the scheduler-latency profile derived from it: where goroutines
+// waited to run, which is what a CPU profile cannot show.
+func (r *run) schedTrace(ctx context.Context, addr, name string) {
+	sleepCtx(ctx, time.Second)
+	file := filepath.Join(r.cfg.OutDir, "trace-"+name+".out")
+	if err := probe.Fetch(ctx, "http://"+addr+"/debug/pprof/trace?seconds=4", file); err != nil {
+		r.fail("trace "+name, err)
+		return
+	}
+	sched := filepath.Join(r.cfg.OutDir, "sched-"+name+".pprof")
+	out, err := exec.CommandContext(ctx, "go", "tool", "trace", "-pprof=sched", file).Output()
+	if err == nil {
+		err = os.WriteFile(sched, out, 0o644)
+	}
+	if err != nil {
+		r.fail("trace "+name, err)
+		return
+	}
+	top, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=25", sched).CombinedOutput()
+	if err != nil {
+		r.fail("trace top "+name, fmt.Errorf("%w: %s", err, top))
+		return
+	}
+	r.rep.Profiles = append(r.rep.Profiles, PprofTop{Name: "sched-" + name, File: filepath.Base(sched), Top: string(top)})
 }
 
 var errNoPostgres = errors.New("no PostgreSQL configured")
