@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -73,6 +74,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	log.WithField("config", config.Masked(cfg)).WithField("version", version.Get(service)).Info("starting")
+	if n, apply, _ := cfg.MemoryLimitBytes(); apply && n > 0 {
+		// Validated above. 0 leaves the runtime's default (no limit).
+		debug.SetMemoryLimit(n)
+	}
 	if cfg.IsDevKey() {
 		log.Warn("JWT_SIGNING_KEY unset: using the public development key")
 	}

@@ -9,7 +9,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -74,6 +76,51 @@ type Config struct {
 	// N members coming online would cost N² deliveries; clients use
 	// presence.query for the users they show. 0 turns pushes off.
 	PresencePushMax int `env:"PRESENCE_PUSH_MAX_CONTACTS" envDefault:"500"`
+
+	// MemoryLimit is the Go runtime's soft memory limit (debug.SetMemoryLimit),
+	// in GOMEMLIMIT's syntax (bytes, or with a B, KiB, MiB, GiB or TiB
+	// suffix); 0 turns it off. Under overload most of the process's memory
+	// is garbage the collector has not caught up with yet; the limit makes
+	// it collect harder near the budget instead of letting RSS grow to
+	// several times the idle figure. An explicit GOMEMLIMIT wins.
+	MemoryLimit string `env:"WS_MEMORY_LIMIT" envDefault:"768MiB"`
+	// GoMemLimit is the runtime's own setting, read only to know that the
+	// operator chose a limit that WS_MEMORY_LIMIT must not override.
+	GoMemLimit string `env:"GOMEMLIMIT"`
+}
+
+// minMemoryLimit is the smallest WS_MEMORY_LIMIT accepted: below it the
+// collector would run continuously just to hold the idle sockets.
+const minMemoryLimit = 64 << 20
+
+// MemoryLimitBytes is WS_MEMORY_LIMIT in bytes (0: off), and whether api-ws
+// should apply it: not when GOMEMLIMIT is set, which the runtime already
+// applied.
+func (c *Config) MemoryLimitBytes() (n int64, apply bool, err error) {
+	n, err = parseBytes(c.MemoryLimit)
+	return n, err == nil && strings.TrimSpace(c.GoMemLimit) == "", err
+}
+
+// parseBytes reads a size the way GOMEMLIMIT does: a non-negative integer
+// with an optional B, KiB, MiB, GiB or TiB suffix.
+func parseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		shift  uint
+	}{{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}, {"B", 0}}
+	var shift uint
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, shift = strings.TrimSuffix(s, u.suffix), u.shift
+			break
+		}
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 0 || v > math.MaxInt64>>shift {
+		return 0, fmt.Errorf("want a non-negative size such as 768MiB")
+	}
+	return v << shift, nil
 }
 
 // Load reads the configuration from getenv and fills defaults that depend on
@@ -168,6 +215,11 @@ func (c *Config) Validate() error {
 	}
 	if c.EventRate <= 0 || c.EventBurst < 1 {
 		errs = append(errs, fmt.Errorf("WS_EVENT_RATE=%g, WS_EVENT_BURST=%d: want a positive rate and burst", c.EventRate, c.EventBurst))
+	}
+	if n, _, err := c.MemoryLimitBytes(); err != nil {
+		errs = append(errs, fmt.Errorf("WS_MEMORY_LIMIT=%q: %w", c.MemoryLimit, err))
+	} else if n != 0 && n < minMemoryLimit {
+		errs = append(errs, fmt.Errorf("WS_MEMORY_LIMIT=%q: want 0 (off) or at least 64MiB", c.MemoryLimit))
 	}
 	if c.ShutdownTimeout > 0 && c.DrainTimeout >= c.ShutdownTimeout {
 		errs = append(errs, fmt.Errorf("DRAIN_TIMEOUT=%s must be shorter than SHUTDOWN_TIMEOUT=%s", c.DrainTimeout, c.ShutdownTimeout))

@@ -57,6 +57,10 @@ func TestOverridesAndProblems(t *testing.T) {
 		{"zero durations", map[string]string{"WS_PING_INTERVAL": "0s", "RPC_TIMEOUT": "0s"}, []string{"WS_PING_INTERVAL", "RPC_TIMEOUT"}},
 		{"rate", map[string]string{"WS_EVENT_RATE": "0"}, []string{"WS_EVENT_RATE"}},
 		{"presence ttl", map[string]string{"PRESENCE_TTL": "20s", "PRESENCE_HEARTBEAT": "15s"}, []string{"PRESENCE_TTL"}},
+		{"memory limit units", map[string]string{"WS_MEMORY_LIMIT": "1GiB"}, nil},
+		{"memory limit off", map[string]string{"WS_MEMORY_LIMIT": "0"}, nil},
+		{"memory limit syntax", map[string]string{"WS_MEMORY_LIMIT": "768MB"}, []string{"WS_MEMORY_LIMIT"}},
+		{"memory limit tiny", map[string]string{"WS_MEMORY_LIMIT": "1MiB"}, []string{"WS_MEMORY_LIMIT"}},
 		{"drain vs shutdown", map[string]string{"DRAIN_TIMEOUT": "30s", "SHUTDOWN_TIMEOUT": "20s"}, []string{"DRAIN_TIMEOUT"}},
 		{"shared and own together", map[string]string{"MOP_ENV": "production", "WS_EVENT_BURST": "0"}, []string{"JWT_SIGNING_KEY", "WS_EVENT_BURST"}},
 	}
@@ -88,5 +92,31 @@ func TestOverridesAndProblems(t *testing.T) {
 func TestWrongTypeIsALoadError(t *testing.T) {
 	if _, err := config.Load(env(map[string]string{"WS_PING_INTERVAL": "soon"})); err == nil {
 		t.Fatal("bad duration accepted")
+	}
+}
+
+// WS_MEMORY_LIMIT is applied by default; an explicit GOMEMLIMIT, which the
+// runtime has already applied, must not be overridden.
+func TestMemoryLimit(t *testing.T) {
+	cases := []struct {
+		env   map[string]string
+		n     int64
+		apply bool
+	}{
+		{nil, 768 << 20, true},
+		{map[string]string{"WS_MEMORY_LIMIT": "2GiB"}, 2 << 30, true},
+		{map[string]string{"WS_MEMORY_LIMIT": "100000000"}, 100000000, true},
+		{map[string]string{"WS_MEMORY_LIMIT": "0"}, 0, true},
+		{map[string]string{"GOMEMLIMIT": "600MiB"}, 768 << 20, false},
+	}
+	for _, tc := range cases {
+		c, err := config.Load(env(tc.env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, apply, err := c.MemoryLimitBytes()
+		if err != nil || n != tc.n || apply != tc.apply {
+			t.Errorf("%v: got %d, apply %v, %v; want %d, apply %v", tc.env, n, apply, err, tc.n, tc.apply)
+		}
 	}
 }
