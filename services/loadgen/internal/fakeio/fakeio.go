@@ -64,9 +64,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		_ = c.WriteMessage(websocket.TextMessage, []byte(`44{"message":"unauthorized","data":{"code":"token_invalid"}}`))
 		return
 	}
-	if c.WriteMessage(websocket.TextMessage, []byte(`40{"sid":"s1"}`)) != nil {
-		return
-	}
+	// Registered before the CONNECT reply, so a client that has connected is
+	// reached by the next Broadcast.
 	s.mu.Lock()
 	s.conns[c] = true
 	s.mu.Unlock()
@@ -76,6 +75,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		delete(s.conns, c)
 		s.mu.Unlock()
 	}()
+	s.write(c, []byte(`40{"sid":"s1"}`))
 	s.write(c, []byte("2"))
 	for {
 		_, msg, err := c.ReadMessage()

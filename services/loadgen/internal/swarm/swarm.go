@@ -148,12 +148,12 @@ func (s *Swarm) loop(i int, firstDone func(error)) {
 		c, err := s.dialer(i).Dial(ctx, s.tokens[i])
 		cancel()
 		if err != nil {
+			s.dialFails.Add(1)
+			s.lastErr.Store(err.Error())
 			if firstDone != nil {
 				firstDone(err)
 				firstDone = nil
 			}
-			s.dialFails.Add(1)
-			s.lastErr.Store(err.Error())
 			if !s.opts.Reconnect || s.ctx.Err() != nil {
 				return
 			}
