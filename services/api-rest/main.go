@@ -100,7 +100,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// wake-up hook now: the hook reads whatever relay exists (nil-safe).
 	var relay atomic.Pointer[outbox.Relay]
 	st, err := store.Open(ctx, cfg.DatabaseURL, store.Options{Log: log.WithField("component", "store"),
-		OnEvents: func() { relay.Load().Notify() }})
+		OnEvents: func() { relay.Load().Notify() }, SendWriters: cfg.MessageWriters})
 	if err != nil {
 		return err
 	}

@@ -35,6 +35,9 @@ type Config struct {
 	SessionTTL     time.Duration `env:"SESSION_TTL" envDefault:"720h"`
 	SessionCache   time.Duration `env:"SESSION_CACHE_TTL" envDefault:"2s"`
 	TrustedProxies []string      `env:"TRUSTED_PROXIES" envSeparator:"," envDefault:"127.0.0.1,::1"`
+	// MessageWriters is how many message batches commit in parallel on
+	// PostgreSQL (0: a quarter of the pool; SQLite always uses one).
+	MessageWriters int `env:"MESSAGE_WRITERS" envDefault:"0"`
 
 	HashMemoryKiB uint32 `env:"PASSWORD_HASH_MEMORY_KIB" envDefault:"19456"`
 	HashTime      uint32 `env:"PASSWORD_HASH_TIME" envDefault:"2"`
@@ -75,6 +78,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SessionCache < 0 || c.SessionCache > time.Minute {
 		errs = append(errs, fmt.Errorf("SESSION_CACHE_TTL=%s: want 0..1m", c.SessionCache))
+	}
+	if c.MessageWriters < 0 || c.MessageWriters > 64 {
+		errs = append(errs, fmt.Errorf("MESSAGE_WRITERS=%d: want 0..64 (0: default)", c.MessageWriters))
 	}
 	for _, p := range c.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err == nil {

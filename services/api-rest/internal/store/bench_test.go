@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"sync/atomic"
 	"testing"
 
@@ -20,7 +22,7 @@ func BenchmarkCreateMessage(b *testing.B) {
 	for _, be := range storetest.Backends(b) {
 		for _, convs := range []int{64, 1} {
 			b.Run(fmt.Sprintf("%s/conversations=%d", be.Name, convs), func(b *testing.B) {
-				s := be.Open(b, store.Options{MaxConns: 32})
+				s := be.Open(b, store.Options{MaxConns: 32, SendWriters: benchWriters(b)})
 				ctx := context.Background()
 				alice, err := s.CreateUser(ctx, store.NewUser{Username: "alice", PasswordHash: "h"})
 				if err != nil {
@@ -60,4 +62,18 @@ func BenchmarkCreateMessage(b *testing.B) {
 			})
 		}
 	}
+}
+
+// benchWriters reads MOP_BENCH_SEND_WRITERS (0: the default) so the writer
+// count can be compared without editing code.
+func benchWriters(b *testing.B) int {
+	v := os.Getenv("MOP_BENCH_SEND_WRITERS")
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		b.Fatalf("MOP_BENCH_SEND_WRITERS=%q: %v", v, err)
+	}
+	return n
 }

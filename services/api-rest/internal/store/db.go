@@ -41,6 +41,11 @@ type Options struct {
 	// MaxConns bounds the PostgreSQL pool (default 32). SQLite always uses one
 	// writer connection and a few readers.
 	MaxConns int
+	// SendWriters is the number of goroutines committing message batches
+	// (sends are sharded over them by conversation, so one conversation's seq
+	// stays serial). SQLite always uses 1 (one writer connection); on
+	// PostgreSQL 0 means a quarter of the pool, and at most half is used.
+	SendWriters int
 }
 
 // How long published outbox rows and dead sessions are kept before pruning.
@@ -109,14 +114,24 @@ func OpenDB(ctx context.Context, databaseURL string, opts Options) (*DB, error) 
 		_ = s.closeDB()
 		return nil, err
 	}
-	// SQLite has one writer; on PostgreSQL a quarter of the pool commits
-	// message batches in parallel, leaving the rest to reads and other writes.
-	shards := 1
-	if s.dialect == dialectPostgres {
-		shards = max(1, s.w.Stats().MaxOpenConnections/4)
-	}
+	shards := sendWriters(s.dialect, opts.SendWriters, s.w.Stats().MaxOpenConnections)
 	s.send = newSender(s, shards)
 	return s, nil
+}
+
+// sendWriters is the number of message committers. SQLite has one writer
+// connection, so more would only queue on it. On PostgreSQL several commit in
+// parallel, but more than needed to overlap the round trips only split the
+// load into smaller batches (more statements per message), and the rest of
+// the pool must stay free for reads and other writes.
+func sendWriters(d dialect, want, poolSize int) int {
+	if d == dialectSQLite {
+		return 1
+	}
+	if want <= 0 {
+		want = poolSize / 4
+	}
+	return max(1, min(want, poolSize/2))
 }
 
 func isPostgresURL(u string) bool {
