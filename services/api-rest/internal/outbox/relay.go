@@ -269,14 +269,11 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 	futures := make([]jetstream.PubAckFuture, 0, len(evs))
 	var pubErr error
 	for _, ev := range evs {
-		data, err := json.Marshal(ev.Envelope)
-		if err != nil {
-			pubErr = fmt.Errorf("encode event %s: %w", ev.Envelope.ID, err)
-			break
-		}
-		subject := r.subj.Event(ev.Envelope.Type)
-		msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
-		msg.Header.Set(jetstream.MsgIDHeader, ev.Envelope.ID)
+		// The stored envelope goes out byte for byte: it was encoded once,
+		// in the transaction that wrote it.
+		subject := r.subj.Event(ev.Type)
+		msg := &nats.Msg{Subject: subject, Data: ev.Raw, Header: nats.Header{}}
+		msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
 		f, err := r.js.PublishMsgAsync(msg, jetstream.WithExpectStream(r.subj.Stream()))
 		if err != nil {
 			pubErr = fmt.Errorf("publish %s: %w", subject, err)
@@ -327,15 +324,20 @@ func firstErr(first, next error) error {
 // batch into the bucket before any of them is published.
 func (r *Relay) recordRevocations(ctx context.Context, evs []store.OutboxEvent) error {
 	for _, ev := range evs {
-		if ev.Envelope.Type != event.SessionRevoked {
+		if ev.Type != event.SessionRevoked {
 			continue
 		}
+		// Only this rare event is decoded, for its session id.
+		env, err := ev.Decode()
 		var rev event.SessionRevocation
-		if err := json.Unmarshal(ev.Envelope.Data, &rev); err != nil || rev.SessionID == "" {
-			r.log.WithField("event_id", ev.Envelope.ID).Error("session.revoked without a session id; bucket not updated")
+		if err == nil {
+			err = json.Unmarshal(env.Data, &rev)
+		}
+		if err != nil || rev.SessionID == "" {
+			r.log.WithField("event_id", ev.ID).Error("session.revoked without a session id; bucket not updated")
 			continue
 		}
-		_, err := r.kv.Put(ctx, rev.SessionID, ev.Envelope.Data)
+		_, err = r.kv.Put(ctx, rev.SessionID, env.Data)
 		if errors.Is(err, jetstream.ErrInvalidKey) {
 			// Retrying cannot help; the event itself still goes out.
 			r.log.WithField("session_id", rev.SessionID).Error("session id is not a valid bucket key; bucket not updated")

@@ -301,7 +301,7 @@ func (t *tx) emitAll(rows []outboxRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 3*len(rows))
+	args := make([]any, 0, 4*len(rows))
 	for _, r := range rows {
 		env, err := event.New(r.typ, r.recipients, r.conversationID, r.actorID, r.data, t.now)
 		if err != nil {
@@ -311,10 +311,10 @@ func (t *tx) emitAll(rows []outboxRow) error {
 		if err != nil {
 			return fmt.Errorf("marshal %s envelope: %w", r.typ, err)
 		}
-		args = append(args, env.ID, string(raw), micros(t.now))
+		args = append(args, env.ID, string(env.Type), string(raw), micros(t.now))
 	}
 	if _, err := t.ExecContext(t.ctx,
-		`INSERT INTO outbox (event_id, envelope, created_at) VALUES `+valueRows(len(rows), 3), args...); err != nil {
+		`INSERT INTO outbox (event_id, event_type, envelope, created_at) VALUES `+valueRows(len(rows), 4), args...); err != nil {
 		return fmt.Errorf("write outbox: %w", err)
 	}
 	t.events += len(rows)

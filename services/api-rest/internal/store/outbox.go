@@ -4,12 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/chat5202ol/mop/pkg/event"
 )
 
 // markChunk bounds the placeholders of one MarkPublished statement.
@@ -21,22 +22,31 @@ func (s *DB) PendingEvents(ctx context.Context, limit int) ([]OutboxEvent, error
 		limit = 100
 	}
 	rows, err := s.r.QueryContext(ctx,
-		`SELECT seq, envelope FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1`, limit)
+		`SELECT seq, event_id, event_type, envelope FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("pending events: %w", err)
 	}
 	defer rows.Close()
-	var out []OutboxEvent
+	out := make([]OutboxEvent, 0, limit)
 	for rows.Next() {
 		var ev OutboxEvent
+		var typ sql.NullString
 		var raw string
-		if err := rows.Scan(&ev.Seq, &raw); err != nil {
+		if err := rows.Scan(&ev.Seq, &ev.ID, &typ, &raw); err != nil {
 			return nil, fmt.Errorf("pending events: %w", err)
 		}
-		// A row that does not decode is never skipped: it would be an event
-		// lost. It stops the relay loudly instead.
-		if err := json.Unmarshal([]byte(raw), &ev.Envelope); err != nil {
-			return nil, fmt.Errorf("pending event %d: %w", ev.Seq, err)
+		ev.Raw = []byte(raw)
+		if typ.Valid {
+			ev.Type = event.Type(typ.String)
+		} else {
+			// Written before the event_type column. A row that does not
+			// decode is never skipped: it would be an event lost. It stops
+			// the relay loudly instead.
+			env, err := ev.Decode()
+			if err != nil {
+				return nil, fmt.Errorf("pending events: %w", err)
+			}
+			ev.Type = env.Type
 		}
 		out = append(out, ev)
 	}

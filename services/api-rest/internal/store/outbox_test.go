@@ -35,12 +35,12 @@ func TestOutbox(t *testing.T) {
 			t.Fatalf("pending count %d %v", n, err)
 		}
 		first, err := f.s.PendingEvents(f.ctx, 2)
-		if err != nil || len(first) != 2 || first[0].Seq >= first[1].Seq || first[0].Envelope.Type != event.ConversationCreated {
+		if err != nil || len(first) != 2 || first[0].Seq >= first[1].Seq || first[0].Type != event.ConversationCreated {
 			t.Fatalf("first page %+v %v", first, err)
 		}
 		// Unmarked rows come back again; marked ones never.
 		again, _ := f.s.PendingEvents(f.ctx, 2)
-		if again[0].Seq != first[0].Seq || again[0].Envelope.ID != first[0].Envelope.ID {
+		if again[0].Seq != first[0].Seq || again[0].ID != first[0].ID {
 			t.Fatal("pending events not stable")
 		}
 		if err := f.s.MarkPublished(f.ctx, []int64{first[0].Seq, first[1].Seq}); err != nil {
@@ -55,10 +55,10 @@ func TestOutbox(t *testing.T) {
 		}
 		seen := map[string]bool{}
 		for _, e := range append(first, rest...) {
-			if seen[e.Envelope.ID] {
-				t.Fatalf("event id %s twice", e.Envelope.ID)
+			if seen[e.ID] {
+				t.Fatalf("event id %s twice", e.ID)
 			}
-			seen[e.Envelope.ID] = true
+			seen[e.ID] = true
 		}
 		if err := f.s.MarkPublished(f.ctx, []int64{rest[0].Seq, rest[1].Seq, rest[2].Seq}); err != nil {
 			t.Fatal(err)

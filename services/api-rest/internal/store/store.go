@@ -8,7 +8,9 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/chat5202ol/mop/pkg/event"
@@ -67,10 +69,23 @@ type Page struct {
 	Limit     int
 }
 
-// OutboxEvent is one relayed-or-pending event.
+// OutboxEvent is one relayed-or-pending event. The relay publishes Raw as
+// is, so the envelope is not decoded and re-encoded on its way out.
 type OutboxEvent struct {
-	Seq      int64 // outbox order
-	Envelope event.Envelope
+	Seq  int64 // outbox order
+	ID   string
+	Type event.Type
+	Raw  []byte // the event.Envelope as stored (JSON)
+}
+
+// Decode returns the envelope (for the rare consumer that needs its fields,
+// e.g. session.revoked's session id, and for tests).
+func (e OutboxEvent) Decode() (event.Envelope, error) {
+	var env event.Envelope
+	if err := json.Unmarshal(e.Raw, &env); err != nil {
+		return event.Envelope{}, fmt.Errorf("decode outbox event %d: %w", e.Seq, err)
+	}
+	return env, nil
 }
 
 // Lease is the outbox relay's exclusive right to publish (see

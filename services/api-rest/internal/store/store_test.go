@@ -115,7 +115,14 @@ func (f *fixture) drain() []event.Envelope {
 	seqs := make([]int64, len(evs))
 	out := make([]event.Envelope, len(evs))
 	for i, ev := range evs {
-		seqs[i], out[i] = ev.Seq, ev.Envelope
+		env, err := ev.Decode()
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if env.ID != ev.ID || env.Type != ev.Type {
+			f.t.Fatalf("outbox columns %s %s disagree with the envelope %s %s", ev.ID, ev.Type, env.ID, env.Type)
+		}
+		seqs[i], out[i] = ev.Seq, env
 	}
 	if err := f.s.MarkPublished(f.ctx, seqs); err != nil {
 		f.t.Fatalf("mark published: %v", err)

@@ -1,0 +1,48 @@
+package store
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/chat5202ol/mop/pkg/event"
+	"github.com/chat5202ol/mop/pkg/logging"
+)
+
+// Rows written before the event_type column (NULL there) must still be
+// relayed with their type, read from the envelope.
+func TestPendingEventsWithoutTypeColumn(t *testing.T) {
+	ctx := context.Background()
+	s, err := OpenDB(ctx, filepath.Join(t.TempDir(), "mop.db"), Options{Log: logging.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	u, err := s.CreateUser(ctx, NewUser{Username: "alice", PasswordHash: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.CreateConversation(ctx, NewConversation{Type: event.ConversationGroup, CreatorID: u.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.ExecContext(ctx, `UPDATE outbox SET event_type = NULL`); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.PendingEvents(ctx, 10)
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("pending %+v %v", evs, err)
+	}
+	env, err := evs[0].Decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs[0].Type != event.ConversationCreated || env.Type != evs[0].Type || env.ID != evs[0].ID {
+		t.Fatalf("event %s %s, envelope %s %s", evs[0].ID, evs[0].Type, env.ID, env.Type)
+	}
+	if _, err := s.w.ExecContext(ctx, `UPDATE outbox SET envelope = '{'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PendingEvents(ctx, 10); err == nil {
+		t.Fatal("an undecodable untyped row was not reported")
+	}
+}
