@@ -30,6 +30,15 @@ const (
 	SourceEphemeral = "ephemeral"
 )
 
+// consumerBuffer is how many stream messages the client fetches ahead of
+// delivery (nats.go's default is 500). When delivery falls behind, whatever
+// is fetched waits in this process's memory, and a message to a large group
+// carries its whole recipient list (~200 KB for 5,000 members): the backlog
+// must stay on the NATS server, where it costs nothing here. A count, not a
+// byte limit: a byte limit below the largest message stalls the consumer.
+// Half of it is re-requested as it drains, so a few dozen keeps the pipe full.
+const consumerBuffer = 64
+
 // Revocations records revoked sessions (the local revoked set).
 type Revocations interface{ Add(sessionID string) }
 
@@ -82,7 +91,7 @@ func (f *Fanout) Start(ctx context.Context, nc *nats.Conn, js jetstream.JetStrea
 			f.m.ConsumerLag.Set(float64(meta.NumPending))
 		}
 		f.Handle(msg.Data(), SourceDurable)
-	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	}, jetstream.PullMaxMessages(consumerBuffer), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		f.log.WithError(err).Warn("events consumer")
 	}))
 	if err != nil {
