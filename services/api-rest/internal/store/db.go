@@ -301,17 +301,13 @@ func (t *tx) emitAll(rows []outboxRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
+	enc, err := encodeOutbox(rows, t.now)
+	if err != nil {
+		return err
+	}
 	args := make([]any, 0, 4*len(rows))
-	for _, r := range rows {
-		env, err := event.New(r.typ, r.recipients, r.conversationID, r.actorID, r.data, t.now)
-		if err != nil {
-			return err
-		}
-		raw, err := json.Marshal(env)
-		if err != nil {
-			return fmt.Errorf("marshal %s envelope: %w", r.typ, err)
-		}
-		args = append(args, env.ID, string(env.Type), string(raw), micros(t.now))
+	for i := range enc.ids {
+		args = append(args, enc.ids[i], enc.types[i], enc.envelopes[i], micros(t.now))
 	}
 	if _, err := t.ExecContext(t.ctx,
 		`INSERT INTO outbox (event_id, event_type, envelope, created_at) VALUES `+valueRows(len(rows), 4), args...); err != nil {
@@ -319,6 +315,34 @@ func (t *tx) emitAll(rows []outboxRow) error {
 	}
 	t.events += len(rows)
 	return nil
+}
+
+// encodedOutbox is outbox rows as columns.
+type encodedOutbox struct {
+	ids, types, envelopes []string
+}
+
+// encodeOutbox builds and encodes the envelopes of rows.
+func encodeOutbox(rows []outboxRow, now time.Time) (encodedOutbox, error) {
+	out := encodedOutbox{
+		ids:       make([]string, 0, len(rows)),
+		types:     make([]string, 0, len(rows)),
+		envelopes: make([]string, 0, len(rows)),
+	}
+	for _, r := range rows {
+		env, err := event.New(r.typ, r.recipients, r.conversationID, r.actorID, r.data, now)
+		if err != nil {
+			return encodedOutbox{}, err
+		}
+		raw, err := json.Marshal(env)
+		if err != nil {
+			return encodedOutbox{}, fmt.Errorf("marshal %s envelope: %w", r.typ, err)
+		}
+		out.ids = append(out.ids, env.ID)
+		out.types = append(out.types, string(env.Type))
+		out.envelopes = append(out.envelopes, string(raw))
+	}
+	return out, nil
 }
 
 // querier is what reads need: the read pool or a transaction.
