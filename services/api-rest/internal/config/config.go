@@ -36,7 +36,7 @@ type Config struct {
 	SessionCache   time.Duration `env:"SESSION_CACHE_TTL" envDefault:"2s"`
 	TrustedProxies []string      `env:"TRUSTED_PROXIES" envSeparator:"," envDefault:"127.0.0.1,::1"`
 	// MessageWriters is how many message batches commit in parallel on
-	// PostgreSQL (0: a quarter of the pool; SQLite always uses one).
+	// PostgreSQL (0: the store's default, 2; SQLite always uses one).
 	MessageWriters int `env:"MESSAGE_WRITERS" envDefault:"0"`
 
 	HashMemoryKiB uint32 `env:"PASSWORD_HASH_MEMORY_KIB" envDefault:"19456"`
