@@ -3,12 +3,8 @@ package store
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"sync"
 	"testing"
-
-	"github.com/chat5202ol/mop/pkg/event"
-	"github.com/chat5202ol/mop/pkg/logging"
 )
 
 // createOne is the path a send takes when its batch fails as a whole; it must
@@ -17,19 +13,7 @@ import (
 // directly, on SQLite.
 func TestCreateOneAlone(t *testing.T) {
 	ctx := context.Background()
-	s, err := OpenDB(ctx, filepath.Join(t.TempDir(), "mop.db"), Options{Log: logging.Discard()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	u, err := s.CreateUser(ctx, NewUser{Username: "alice", PasswordHash: "h"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _, err := s.CreateConversation(ctx, NewConversation{Type: event.ConversationGroup, CreatorID: u.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, u, c := groupFixture(t)
 	const n = 20
 	ids := make([]string, n)
 	created := 0

@@ -13,18 +13,7 @@ import (
 // relayed with their type, read from the envelope.
 func TestPendingEventsWithoutTypeColumn(t *testing.T) {
 	ctx := context.Background()
-	s, err := OpenDB(ctx, filepath.Join(t.TempDir(), "mop.db"), Options{Log: logging.Discard()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	u, err := s.CreateUser(ctx, NewUser{Username: "alice", PasswordHash: "h"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := s.CreateConversation(ctx, NewConversation{Type: event.ConversationGroup, CreatorID: u.ID}); err != nil {
-		t.Fatal(err)
-	}
+	s, _, _ := groupFixture(t)
 	if _, err := s.w.ExecContext(ctx, `UPDATE outbox SET event_type = NULL`); err != nil {
 		t.Fatal(err)
 	}
@@ -45,4 +34,25 @@ func TestPendingEventsWithoutTypeColumn(t *testing.T) {
 	if _, err := s.PendingEvents(ctx, 10); err == nil {
 		t.Fatal("an undecodable untyped row was not reported")
 	}
+}
+
+// groupFixture opens a SQLite store in a temp dir with one user and one group
+// conversation of theirs, for the white-box tests of this package.
+func groupFixture(t *testing.T) (*DB, event.User, event.Conversation) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := OpenDB(ctx, filepath.Join(t.TempDir(), "mop.db"), Options{Log: logging.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	u, err := s.CreateUser(ctx, NewUser{Username: "alice", PasswordHash: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := s.CreateConversation(ctx, NewConversation{Type: event.ConversationGroup, CreatorID: u.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, u, c
 }
