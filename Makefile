@@ -53,7 +53,7 @@ web:
 test: lint test-go test-pg test-ws test-web test-edge test-bench-smoke
 
 test-go:
-	$(GO) test -race -count=1 work
+	GO=$(GO) ./scripts/ci/go-test.sh
 
 # The store suite against a real PostgreSQL; fails (never skips) when it is missing.
 test-pg:
