@@ -76,3 +76,5 @@ require (
 )
 
 replace github.com/chat5202ol/mop/pkg => ../../pkg
+
+replace github.com/zishang520/socket.io/servers/socket/v3 => ./third_party/socketio-socket
