@@ -48,6 +48,10 @@ const service = "api-ws"
 // cacheEntries bounds the member-list and contact caches.
 const cacheEntries = 10000
 
+// expiryTick is how often token expiry is checked for every socket: a
+// socket outlives its token by at most this.
+const expiryTick = 250 * time.Millisecond
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -190,8 +194,7 @@ func build(ctx context.Context, cfg *wsconfig.Config, log *logrus.Entry, authori
 	publisher := ephemeral.New(nc, subj)
 	h := hub.New(hub.Options{
 		SoftLimit: cfg.OutputSoftLimit, HardLimit: cfg.OutputHardLimit,
-		TotalLimit: cfg.OutputTotalLimit, SlowTimeout: cfg.SlowTimeout,
-		EventRate: cfg.EventRate, EventBurst: cfg.EventBurst, KickGrace: cfg.KickGrace,
+		TotalLimit: cfg.OutputTotalLimit, KickGrace: cfg.KickGrace, MaxPerUser: cfg.MaxSocketsPerUser,
 	}, log, m, nil)
 	tracker := presence.New(presenceKV, presence.Options{
 		Instance: cfg.InstanceID, TTL: cfg.PresenceTTL, Heartbeat: cfg.PresenceHeartbeat, Grace: cfg.OfflineGrace,
@@ -217,11 +220,12 @@ func build(ctx context.Context, cfg *wsconfig.Config, log *logrus.Entry, authori
 		stopBG()
 		return nil, err
 	}
-	go h.RunSweeper(bg, cfg.SweepInterval)
+	go h.Run(bg, expiryTick)
 	io := realtime.New(bg, realtime.Options{
 		PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout, ConnectTimeout: cfg.ConnectTimeout,
 		MaxPayload: cfg.MaxPayload, AllowedOrigins: cfg.AllowedOrigins, RefuseGrace: cfg.RefuseGrace,
-		RPCTimeout: cfg.RPCTimeout,
+		RPCTimeout: cfg.RPCTimeout, SlowTimeout: cfg.SlowTimeout, EventRate: cfg.EventRate, EventBurst: cfg.EventBurst,
+		MaxPerAddress: cfg.MaxSocketsPerAddress, TrustedProxies: cfg.TrustedProxyPrefixes(),
 	}, realtime.Deps{
 		Auth: authority, Hub: h, RPC: calls, Members: members, Contacts: contacts, Revoked: revoked,
 		Presence: tracker, Publisher: publisher, Metrics: m, Log: log,

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -55,9 +56,14 @@ type Config struct {
 	// RefuseGrace is how long a refused Engine.IO v3 (socket.io-client 2.x)
 	// connection is kept so its error packet is delivered before closing.
 	RefuseGrace time.Duration `env:"WS_REFUSE_GRACE" envDefault:"500ms"`
-	// SweepInterval is how often sockets whose disconnect never fired are
-	// reconciled.
-	SweepInterval time.Duration `env:"WS_SWEEP_INTERVAL" envDefault:"30s"`
+	// Sockets one user may hold on one instance, and Engine.IO sessions one
+	// client address may open; beyond them a CONNECT is refused with
+	// connect_error "rate_limited" (sockets_per_user, sockets_per_address).
+	MaxSocketsPerUser    int `env:"WS_MAX_SOCKETS_PER_USER" envDefault:"100"`
+	MaxSocketsPerAddress int `env:"WS_MAX_SOCKETS_PER_ADDRESS" envDefault:"1000"`
+	// TrustedProxies may name the client address with X-Forwarded-For (the
+	// nginx in front); the default trusts loopback only.
+	TrustedProxies []string `env:"TRUSTED_PROXIES" envDefault:"127.0.0.0/8,::1/128" envSeparator:","`
 	// DrainTimeout bounds the graceful drain on SIGTERM: sockets are closed
 	// gradually over this period so clients reconnect elsewhere.
 	DrainTimeout time.Duration `env:"DRAIN_TIMEOUT" envDefault:"10s"`
@@ -185,7 +191,7 @@ func (c *Config) Validate() error {
 	}{
 		{"WS_PING_INTERVAL", c.PingInterval}, {"WS_PING_TIMEOUT", c.PingTimeout},
 		{"WS_CONNECT_TIMEOUT", c.ConnectTimeout}, {"WS_KICK_GRACE", c.KickGrace},
-		{"WS_REFUSE_GRACE", c.RefuseGrace}, {"WS_SLOW_TIMEOUT", c.SlowTimeout}, {"WS_SWEEP_INTERVAL", c.SweepInterval},
+		{"WS_REFUSE_GRACE", c.RefuseGrace}, {"WS_SLOW_TIMEOUT", c.SlowTimeout},
 		{"DRAIN_TIMEOUT", c.DrainTimeout}, {"RPC_TIMEOUT", c.RPCTimeout},
 		{"MEMBERS_CACHE_TTL", c.MembersCacheTTL}, {"PRESENCE_HEARTBEAT", c.PresenceHeartbeat},
 	}
@@ -213,6 +219,17 @@ func (c *Config) Validate() error {
 	if c.OutputTotalLimit < c.OutputHardLimit {
 		errs = append(errs, fmt.Errorf("WS_OUTPUT_TOTAL_LIMIT=%d: want at least WS_OUTPUT_HARD_LIMIT", c.OutputTotalLimit))
 	}
+	if c.MaxSocketsPerUser < 0 || c.MaxSocketsPerAddress < 0 {
+		errs = append(errs, fmt.Errorf("WS_MAX_SOCKETS_PER_USER=%d, WS_MAX_SOCKETS_PER_ADDRESS=%d: want 0 (no limit) or more",
+			c.MaxSocketsPerUser, c.MaxSocketsPerAddress))
+	}
+	for _, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(strings.TrimSpace(p)); err != nil {
+			errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %q is not a CIDR prefix", p))
+		} else if c.Mode == config.Production && netip.MustParsePrefix(strings.TrimSpace(p)).Bits() == 0 {
+			errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %q trusts every address", p))
+		}
+	}
 	if c.EventRate <= 0 || c.EventBurst < 1 {
 		errs = append(errs, fmt.Errorf("WS_EVENT_RATE=%g, WS_EVENT_BURST=%d: want a positive rate and burst", c.EventRate, c.EventBurst))
 	}
@@ -225,4 +242,15 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("DRAIN_TIMEOUT=%s must be shorter than SHUTDOWN_TIMEOUT=%s", c.DrainTimeout, c.ShutdownTimeout))
 	}
 	return errors.Join(errs...)
+}
+
+// TrustedProxyPrefixes is TRUSTED_PROXIES parsed (Validate reported bad ones).
+func (c *Config) TrustedProxyPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range c.TrustedProxies {
+		if pfx, err := netip.ParsePrefix(strings.TrimSpace(p)); err == nil {
+			out = append(out, pfx)
+		}
+	}
+	return out
 }

@@ -36,7 +36,7 @@ func TestHandleInvalidatesOnMembershipChanges(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(string(c.typ), func(t *testing.T) {
-			h := hub.New(hub.Options{SoftLimit: 1 << 16, HardLimit: 1 << 20, TotalLimit: 1 << 27, SlowTimeout: time.Second, EventRate: 10, EventBurst: 10},
+			h := hub.New(hub.Options{SoftLimit: 1 << 16, HardLimit: 1 << 20, TotalLimit: 1 << 27},
 				logging.Discard(), metrics.New("t"), nil)
 			var gotConv string
 			var gotUsers []string

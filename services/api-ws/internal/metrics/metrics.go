@@ -37,7 +37,7 @@ type Metrics struct {
 	RPCErrors           *prometheus.CounterVec   // rpc, code
 	PresenceTransitions *prometheus.CounterVec   // state
 	PresenceUnannounced prometheus.Counter
-	SweepReclaimed      prometheus.Counter
+	EventsRefused       *prometheus.CounterVec // reason: rate_limited | binary
 }
 
 // New registers every collector (plus Go, process and build info) on a new registry.
@@ -92,9 +92,9 @@ func New(service string) *Metrics {
 		PresenceUnannounced: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mop_ws_presence_unannounced_total", Help: "Transitions not pushed because the user has more contacts than PRESENCE_PUSH_MAX_CONTACTS.",
 		}),
-		SweepReclaimed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "mop_ws_sweep_reclaimed_total", Help: "Sockets cleaned up by the periodic sweep because no disconnect event came.",
-		}),
+		EventsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mop_ws_events_refused_total", Help: "Client packets not run, by reason (rate_limited, binary).",
+		}, []string{"reason"}),
 	}
 	info := version.Get(service)
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -107,7 +107,7 @@ func New(service string) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		build, m.Connections, m.ConnectsTotal, m.ConnectRefused, m.EventsIn, m.EventsOut,
 		m.EventsDropped, m.NATSEvents, m.SlowConsumers, m.Kicks, m.ConsumerLag, m.FanoutDuration,
-		m.RPCDuration, m.RPCErrors, m.PresenceTransitions, m.PresenceUnannounced, m.SweepReclaimed,
+		m.RPCDuration, m.RPCErrors, m.PresenceTransitions, m.PresenceUnannounced, m.EventsRefused,
 	)
 	return m
 }

@@ -12,7 +12,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/sirupsen/logrus"
-	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	pkgauth "github.com/chat5202ol/mop/pkg/auth"
 	"github.com/chat5202ol/mop/pkg/event"
@@ -30,19 +29,10 @@ const maxIDBytes = 64
 // onEvent dispatches a client event. It runs on the socket's own task queue,
 // so events of one socket are handled in order (two message.send in a row
 // keep their order) and a slow RPC delays only that socket.
-func (s *Server) onEvent(c *hub.Conn, args []any) {
-	if len(args) == 0 {
-		return
-	}
-	name, _ := args[0].(string)
-	var ack socket.Ack
-	if a, ok := args[len(args)-1].(socket.Ack); ok {
-		ack = a
-		args = args[:len(args)-1]
-	}
+func (s *Server) onEvent(c *hub.Conn, name string, args []json.RawMessage, ack func(...json.RawMessage)) {
 	answer := func(body map[string]any) {
 		if ack != nil {
-			ack([]any{body}, nil)
+			ack(mustJSON(body))
 		}
 	}
 	defer func() {
@@ -60,18 +50,9 @@ func (s *Server) onEvent(c *hub.Conn, args []any) {
 		return
 	}
 	s.d.Metrics.EventsIn.WithLabelValues(name).Inc()
-	if !c.Allow() {
-		answer(errorAnswer(fail(event.CodeRateLimited, "too many events, slow down")))
-		return
-	}
 	var payload json.RawMessage
-	if len(args) > 1 {
-		b, err := json.Marshal(args[1])
-		if err != nil {
-			answer(errorAnswer(fail(event.CodeInvalidInput, "payload is not JSON")))
-			return
-		}
-		payload = b
+	if len(args) > 0 {
+		payload = args[0]
 	}
 	ctx, cancel := context.WithTimeout(s.base, s.opts.RPCTimeout)
 	defer cancel()

@@ -9,19 +9,19 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"strings"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
-	"github.com/zishang520/socket.io/servers/socket/v3"
-	"github.com/zishang520/socket.io/v3/pkg/types"
 
 	pkgauth "github.com/chat5202ol/mop/pkg/auth"
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/pkg/logging"
+	"github.com/chat5202ol/mop/services/api-ws/internal/engineio"
 	"github.com/chat5202ol/mop/services/api-ws/internal/hub"
 	"github.com/chat5202ol/mop/services/api-ws/internal/metrics"
+	"github.com/chat5202ol/mop/services/api-ws/internal/socketio"
 )
 
 // Refusal codes of connect_error (data.code).
@@ -70,8 +70,13 @@ type Options struct {
 	ConnectTimeout            time.Duration
 	MaxPayload                int64
 	AllowedOrigins            []string
-	RefuseGrace               time.Duration // keep a refused EIO3 connection this long
+	RefuseGrace               time.Duration // keep a refused Engine.IO v3 connection this long
 	RPCTimeout                time.Duration
+	SlowTimeout               time.Duration
+	EventRate                 float64
+	EventBurst                int
+	MaxPerAddress             int
+	TrustedProxies            []netip.Prefix
 }
 
 // Deps are the collaborators of the server.
@@ -88,12 +93,11 @@ type Deps struct {
 	Log       *logrus.Entry
 }
 
-// Server is the Socket.IO server.
+// Server is the Socket.IO server of api-ws.
 type Server struct {
 	opts     Options
 	d        Deps
-	io       *socket.Server
-	handler  http.Handler
+	io       *socketio.Server
 	base     context.Context
 	draining atomic.Bool
 	handlers map[string]handlerFunc
@@ -109,47 +113,28 @@ func New(base context.Context, opts Options, d Deps) *Server {
 		"presence.query": s.presenceQuery,
 		"auth.refresh":   s.authRefresh,
 	}
-
-	so := socket.DefaultServerOptions()
-	so.SetPingInterval(opts.PingInterval)
-	so.SetPingTimeout(opts.PingTimeout)
-	so.SetMaxHttpBufferSize(opts.MaxPayload)
-	so.SetConnectTimeout(opts.ConnectTimeout)
-	so.SetAllowEIO3(true)
-	so.SetServeClient(false)
-	so.SetCors(&types.Cors{Origin: opts.AllowedOrigins, Credentials: true})
-
-	s.io = socket.NewServer(nil, nil)
-	s.io.Use(s.authenticate)
-	_ = s.io.On("connection", func(args ...any) {
-		if sock, ok := firstSocket(args); ok {
-			s.onConnection(sock)
-		}
-	})
-	s.handler = s.io.ServeHandler(so)
+	s.io = socketio.New(socketio.Options{
+		Engine: engineio.Options{
+			PingInterval: opts.PingInterval, PingTimeout: opts.PingTimeout, ConnectTimeout: opts.ConnectTimeout,
+			MaxPayload: opts.MaxPayload, AllowedOrigins: opts.AllowedOrigins, SlowTimeout: opts.SlowTimeout,
+			MaxPerAddress: opts.MaxPerAddress, TrustedProxies: opts.TrustedProxies,
+		},
+		EventRate: opts.EventRate, EventBurst: opts.EventBurst, RefuseGrace: opts.RefuseGrace,
+	}, (*handler)(s))
+	d.Hub.UseEngine(s.io.Engine())
 	return s
 }
 
-// Handler serves /socket.io/: a foreign Origin is refused with 403 on every
-// request of both transports (the library's CORS only sets headers), and
-// new sessions are refused with 503 while draining.
+// Handler serves /socket.io/. New sessions are refused with 503 while
+// draining; the engine refuses foreign origins on every request.
 func (s *Server) Handler() http.Handler {
-	allowed := make(map[string]bool, len(s.opts.AllowedOrigins))
-	for _, o := range s.opts.AllowedOrigins {
-		allowed[strings.ToLower(o)] = true
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Native clients send no Origin; browsers always do.
-		if o := r.Header.Get("Origin"); o != "" && !allowed[strings.ToLower(o)] {
-			http.Error(w, `{"code":403,"message":"origin not allowed"}`, http.StatusForbidden)
-			return
-		}
 		if s.draining.Load() && r.URL.Query().Get("sid") == "" {
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, `{"code":503,"message":"draining"}`, http.StatusServiceUnavailable)
 			return
 		}
-		s.handler.ServeHTTP(w, r)
+		s.io.ServeHTTP(w, r)
 	})
 }
 
@@ -159,40 +144,79 @@ func (s *Server) SetDraining() { s.draining.Store(true) }
 // Draining reports whether the server is draining.
 func (s *Server) Draining() bool { return s.draining.Load() }
 
-// Close closes the library server (every remaining socket).
-func (s *Server) Close() { s.io.Close(nil) }
+// Close closes every remaining connection.
+func (s *Server) Close() { s.io.Close() }
+
+// Connect refusal messages beyond "unauthorized" (docs/api.md).
+const (
+	MessageRateLimited      = "rate_limited"
+	CodeSocketsPerUser      = "sockets_per_user"
+	CodeSocketsPerAddress   = "sockets_per_address"
+	messageUnauthorized     = "unauthorized"
+	binaryNotSupportedError = "binary payloads are not supported"
+)
 
 // token finds the access token: handshake auth (socket.io-client 3+), the
 // query (2.x), or an Authorization header (native clients).
-func token(sock *socket.Socket) string {
-	if hs := sock.Handshake(); hs != nil && hs.Auth != nil {
-		if t, ok := hs.Auth["token"].(string); ok && t != "" {
-			return t
+func token(auth json.RawMessage, hs *engineio.Handshake) string {
+	if len(auth) > 0 {
+		var a struct {
+			Token any `json:"token"`
+		}
+		if json.Unmarshal(auth, &a) == nil {
+			if t, ok := a.Token.(string); ok && t != "" {
+				return t
+			}
 		}
 	}
-	req := sock.Request()
-	if t := req.Query().Peek("token"); t != "" {
-		return t
+	if hs == nil {
+		return ""
 	}
-	if t, ok := pkgauth.BearerToken(req.Headers().Peek("Authorization")); ok {
+	if t := hs.Query["token"]; len(t) > 0 && t[0] != "" {
+		return t[0]
+	}
+	if t, ok := pkgauth.BearerToken(hs.Authorization); ok {
 		return t
 	}
 	return ""
 }
 
-// authenticate is the connect middleware.
-func (s *Server) authenticate(sock *socket.Socket, next func(*socket.ExtendedError)) {
-	claims, err := s.d.Auth.Verify(token(sock))
+// handler is the server as the Socket.IO layer sees it.
+type handler Server
+
+// Connect authenticates a socket and registers it with the hub.
+func (h *handler) Connect(sock *socketio.Socket, auth json.RawMessage) *socketio.ConnectError {
+	s := (*Server)(h)
+	sess := sock.Session()
+	claims, err := s.d.Auth.Verify(token(auth, sess.Handshake()))
 	if err != nil {
-		s.refuse(sock, next, pkgauth.Code(err))
-		return
+		return s.refuse(messageUnauthorized, pkgauth.Code(err))
 	}
 	if s.revoked(claims.SessionID) {
-		s.refuse(sock, next, CodeSessionRevoked)
-		return
+		return s.refuse(messageUnauthorized, CodeSessionRevoked)
 	}
-	sock.SetData(claims)
-	next(nil)
+	if sess.OverLimit() {
+		return s.refuse(MessageRateLimited, CodeSocketsPerAddress)
+	}
+	c, err := s.d.Hub.Register(sock, claims.UserID(), claims.SessionID, claims.ExpiresAt.Time)
+	if err != nil {
+		return s.refuse(MessageRateLimited, CodeSocketsPerUser)
+	}
+	sock.SetData(c)
+	// A revocation that arrived while authenticating found no socket to
+	// kick: check again now that the socket is findable.
+	if revoked, _ := s.d.Revoked.Revoked(claims.SessionID); revoked {
+		s.d.Hub.Remove(c, hub.ReasonRevoked)
+		return s.refuse(messageUnauthorized, CodeSessionRevoked)
+	}
+	s.d.Log.WithFields(logrus.Fields{logging.FieldUserID: c.UserID, logging.FieldConnID: c.ID,
+		"transport": c.Transport(), "protocol": sess.Protocol()}).Debug("socket connected")
+	return nil
+}
+
+func (s *Server) refuse(message, code string) *socketio.ConnectError {
+	s.d.Metrics.ConnectRefused.WithLabelValues(code).Inc()
+	return &socketio.ConnectError{Message: message, Data: map[string]any{"code": code}}
 }
 
 // revoked checks the local set, or api-rest while the set is not synced.
@@ -213,44 +237,42 @@ func (s *Server) revoked(sessionID string) bool {
 	return !active
 }
 
-func (s *Server) refuse(sock *socket.Socket, next func(*socket.ExtendedError), code string) {
-	s.d.Metrics.ConnectRefused.WithLabelValues(code).Inc()
-	next(socket.NewExtendedError("unauthorized", map[string]any{"code": code}))
-	if engine := sock.Conn(); engine.Protocol() == 3 {
-		// A 2.x client gets an error event and keeps its connection open
-		// until the connect timeout, then retries: close it once the error
-		// packet had time to go out.
-		time.AfterFunc(s.opts.RefuseGrace, func() { engine.Close(false) })
+func conn(sock *socketio.Socket) (*hub.Conn, bool) {
+	c, ok := sock.Data().(*hub.Conn)
+	return c, ok
+}
+
+// Event runs a client event on the socket's task queue.
+func (h *handler) Event(sock *socketio.Socket, name string, args []json.RawMessage, ack func(...json.RawMessage)) {
+	if c, ok := conn(sock); ok {
+		(*Server)(h).onEvent(c, name, args, ack)
 	}
 }
 
-func (s *Server) onConnection(sock *socket.Socket) {
-	claims, ok := sock.Data().(*pkgauth.Claims)
-	if !ok {
-		sock.Disconnect(true)
+// Refused answers an event the Socket.IO layer did not run.
+func (h *handler) Refused(sock *socketio.Socket, name, why string, ack func(...json.RawMessage)) {
+	s := (*Server)(h)
+	s.d.Metrics.EventsRefused.WithLabelValues(why).Inc()
+	if ack == nil {
 		return
 	}
-	exp := claims.ExpiresAt.Time
-	c := s.d.Hub.Register(sock, claims.UserID(), claims.SessionID, exp)
-	if c == nil {
-		return
+	err := fail(event.CodeRateLimited, "too many events, slow down")
+	if why == socketio.RefusedBinary {
+		err = fail(event.CodeInvalidInput, binaryNotSupportedError)
 	}
-	sock.SetData(c)
-	sock.OnAny(func(args ...any) { s.onEvent(c, args) })
-	// A revocation that arrived between the middleware and the registration
-	// found no socket to kick: check again now that the socket is findable.
-	if revoked, _ := s.d.Revoked.Revoked(claims.SessionID); revoked {
-		s.d.Hub.Kick(c, hub.ReasonRevoked, string(event.SessionRevoked),
-			mustJSON(event.SessionRevocation{UserID: c.UserID, SessionID: claims.SessionID, Reason: "revoked"}))
-	}
-	s.d.Log.WithFields(logrus.Fields{logging.FieldUserID: c.UserID, logging.FieldConnID: c.ID,
-		"transport": c.Transport(), "protocol": sock.Conn().Protocol()}).Debug("socket connected")
+	ack(mustJSON(errorAnswer(err)))
 }
 
-func firstSocket(args []any) (*socket.Socket, bool) {
-	if len(args) == 0 {
-		return nil, false
+// Disconnect forgets the socket.
+func (h *handler) Disconnect(sock *socketio.Socket, reason string) {
+	if c, ok := conn(sock); ok {
+		h.d.Hub.Remove(c, reason)
 	}
-	s, ok := args[0].(*socket.Socket)
-	return s, ok && s != nil
+}
+
+// Upgraded follows a socket's move from polling to WebSocket.
+func (h *handler) Upgraded(sock *socketio.Socket) {
+	if c, ok := conn(sock); ok {
+		h.d.Hub.Upgraded(c)
+	}
 }

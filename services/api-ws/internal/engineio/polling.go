@@ -1,0 +1,127 @@
+package engineio
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// pollGet answers the session's pending GET with everything queued, waiting
+// until there is something (a ping comes every PingInterval on v4).
+func (s *Server) pollGet(w http.ResponseWriter, r *http.Request, sess *Session) {
+	sess.mu.Lock()
+	if sess.transport != transportPolling || sess.state == stateClosed {
+		sess.mu.Unlock()
+		s.fail(w, r, errBadRequest)
+		return
+	}
+	if sess.polling {
+		// One pending GET per session: a second one is a broken client.
+		sess.mu.Unlock()
+		s.fail(w, r, errBadRequest)
+		sess.Close("overlap from client")
+		return
+	}
+	sess.polling = true
+	for len(sess.out) == 0 && sess.state == stateOpen && !sess.noop {
+		wake := make(chan struct{})
+		sess.pollWake = wake
+		sess.mu.Unlock()
+		select {
+		case <-wake:
+		case <-r.Context().Done():
+			sess.mu.Lock()
+			sess.polling = false
+			if sess.pollWake == wake {
+				sess.pollWake = nil
+			}
+			sess.mu.Unlock()
+			sess.Close("poll connection closed prematurely")
+			return
+		}
+		sess.mu.Lock()
+	}
+	frames := sess.takeAllLocked()
+	if sess.noop {
+		sess.noop = false
+		frames = append(frames, frameNoop)
+	}
+	ending := sess.state != stateOpen
+	if ending {
+		frames = append(frames, frameClose)
+	}
+	sess.polling = false
+	sess.mu.Unlock()
+
+	s.cors(w, r)
+	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	_, _ = w.Write(appendPayload(nil, int(sess.protocol), frames))
+	if ending {
+		sess.Close("forced close")
+	}
+}
+
+// pollPost reads one payload from the client.
+func (s *Server) pollPost(w http.ResponseWriter, r *http.Request, sess *Session) {
+	sess.mu.Lock()
+	if sess.transport != transportPolling || sess.state == stateClosed {
+		sess.mu.Unlock()
+		s.fail(w, r, errBadRequest)
+		return
+	}
+	if sess.posting {
+		sess.mu.Unlock()
+		s.fail(w, r, errBadRequest)
+		sess.Close("data request overlap from client")
+		return
+	}
+	sess.posting = true
+	sess.mu.Unlock()
+	defer func() {
+		sess.mu.Lock()
+		sess.posting = false
+		sess.mu.Unlock()
+	}()
+
+	if r.ContentLength > s.opts.MaxPayload {
+		http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
+		sess.Close("transport error")
+		return
+	}
+	// A slow body must not hold the session: reading it has a deadline.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.opts.BodyTimeout))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxPayload))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
+		} else {
+			s.fail(w, r, errBadRequest)
+		}
+		sess.Close("transport error")
+		return
+	}
+	var packets []Packet
+	if sess.protocol == 3 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/octet-stream") {
+		packets, err = DecodeBinaryPayload(body)
+	} else {
+		packets, err = DecodePayload(int(sess.protocol), body)
+	}
+	if err != nil {
+		s.fail(w, r, errBadRequest)
+		sess.Close("parse error")
+		return
+	}
+	for _, p := range packets {
+		if !sess.onPacket(p) {
+			s.fail(w, r, errBadRequest)
+			sess.Close("parse error")
+			return
+		}
+	}
+	s.cors(w, r)
+	w.Header().Set("Content-Type", "text/html")
+	_, _ = w.Write([]byte("ok"))
+}
