@@ -88,7 +88,9 @@ func (s *Socket) Connected() bool {
 func (s *Socket) Send(f *engineio.Frame) bool { return s.eng.Send(f) }
 
 // Emit sends one event to this socket.
-func (s *Socket) Emit(name string, data json.RawMessage) bool { return s.eng.Send(EventFrame(name, data)) }
+func (s *Socket) Emit(name string, data json.RawMessage) bool {
+	return s.eng.Send(EventFrame(name, data))
+}
 
 // Disconnect ends the socket from the server side so that the client does
 // not reconnect: the frames given (a final event) and DISCONNECT are written
