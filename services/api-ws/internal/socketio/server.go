@@ -44,6 +44,12 @@ type Handler interface {
 	Disconnect(s *Socket, reason string)
 }
 
+// Connecter is an optional Handler interface told once CONNECT has gone
+// out, for what must reach the client after it (a welcome event).
+type Connecter interface {
+	Connected(s *Socket)
+}
+
 // Why an event was refused (Handler.Refused).
 const (
 	RefusedRate   = "rate_limited"

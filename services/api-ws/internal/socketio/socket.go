@@ -194,6 +194,10 @@ func (s *Socket) connect(auth json.RawMessage) {
 	}
 	if s.eng.Closed() {
 		s.closed("transport close")
+		return
+	}
+	if c, ok := s.srv.h.(Connecter); ok {
+		c.Connected(s)
 	}
 }
 
