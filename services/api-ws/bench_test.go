@@ -51,7 +51,9 @@ func startBenchServer(b *testing.B) *benchServer {
 	addr := freeAddr(b)
 	cmd := exec.Command(exe)
 	cmd.Env = []string{"NATS_URL=" + srv.ClientURL(), "HTTP_ADDR=" + addr, "JWT_SIGNING_KEY=" + testKey,
-		"LOG_LEVEL=warn", "PATH=" + os.Getenv("PATH")}
+		"LOG_LEVEL=warn", "PATH=" + os.Getenv("PATH"),
+		// One source address and one user for thousands of sockets.
+		"WS_MAX_SOCKETS_PER_ADDRESS=0", "WS_MAX_SOCKETS_PER_USER=0"}
 	if extra := os.Getenv("API_WS_BENCH_ENV"); extra != "" {
 		cmd.Env = append(cmd.Env, strings.Split(extra, ",")...)
 	}

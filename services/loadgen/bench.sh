@@ -30,5 +30,5 @@ cp bin/api-rest bin/api-ws bin/nats-server bin/loadgen "$bindir"/
 # shellcheck disable=SC2086
 "$bindir/loadgen" bench -profile "$profile" -out "$out" -bin "$bindir" \
 	-reference services/loadgen/reference -postgres "$pg" ${BENCH_FLAGS:-} 2>&1 | tee "$out/bench.log"
-ln -sfn "$(basename "$out")" bench-results/latest
+mkdir -p bench-results && ln -sfn "$(cd "$out" && pwd)" bench-results/latest
 echo "bench: summary in $out/summary.md"

@@ -33,6 +33,9 @@ func (s *Session) onPacket(p Packet) bool {
 		s.pingAt = time.Now().Add(s.srv.opts.PingInterval).UnixNano()
 		s.mu.Unlock()
 	case typeClose:
+		s.mu.Lock()
+		s.byClient = true
+		s.mu.Unlock()
 		s.Close("transport close")
 	case typeNoop:
 	default: // open, or upgrade outside a probe
@@ -134,7 +137,7 @@ func (s *Session) act(a action, reason string, now int64) {
 		s.probing, s.upgradeBy = nil, 0
 		s.mu.Unlock()
 		if c != nil {
-			c.conn.Close()
+			c.close()
 		}
 	case actCheckAck:
 		s.checkAck(now)

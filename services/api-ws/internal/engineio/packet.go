@@ -68,6 +68,22 @@ func DecodePayload(protocol int, body []byte) ([]Packet, error) {
 	}
 }
 
+// decodeText reads one text packet as the WebSocket transport carries it:
+// "b…" is a base64 binary message (v3: "b4…").
+func decodeText(protocol int8, part []byte) (Packet, error) {
+	if protocol == 3 && len(part) > 1 && part[0] == 'b' {
+		if part[1] != typeMessage {
+			return Packet{}, ErrPayload
+		}
+		data, err := base64.StdEncoding.DecodeString(string(part[2:]))
+		if err != nil {
+			return Packet{}, ErrPayload
+		}
+		return Packet{Type: typeMessage, Data: data, Binary: true}, nil
+	}
+	return decodeV4(part)
+}
+
 func decodeV4(part []byte) (Packet, error) {
 	if len(part) > 0 && part[0] == 'b' {
 		data, err := base64.StdEncoding.DecodeString(string(part[1:]))
@@ -100,16 +116,7 @@ func decodePayloadV3(body []byte) ([]Packet, error) {
 		}
 		part := rest[:size]
 		rest = rest[size:]
-		if len(part) > 1 && part[0] == 'b' {
-			// "b4<base64>": a binary message in a text payload.
-			data, err := base64.StdEncoding.DecodeString(string(part[2:]))
-			if err != nil || part[1] != typeMessage {
-				return nil, ErrPayload
-			}
-			out = append(out, Packet{Type: typeMessage, Data: data, Binary: true})
-			continue
-		}
-		p, err := DecodePacket(part)
+		p, err := decodeText(3, part)
 		if err != nil {
 			return nil, err
 		}
@@ -143,10 +150,11 @@ func DecodeBinaryPayload(body []byte) ([]Packet, error) {
 		}
 		rest = rest[i+1:]
 		if kind == 0 {
-			size, ok := utf16Prefix(rest, n)
-			if !ok {
+			// String lengths count bytes here, unlike the text framing.
+			if n > len(rest) {
 				return nil, ErrPayload
 			}
+			size := n
 			p, err := DecodePacket(rest[:size])
 			if err != nil {
 				return nil, err
@@ -232,4 +240,34 @@ func appendV3(b []byte, f *Frame) []byte {
 	b = strconv.AppendInt(b, int64(utf16Len(f.pkt)), 10)
 	b = append(b, ':')
 	return append(b, f.pkt...)
+}
+
+// appendBinaryPayloadV3 encodes frames in the v3 binary framing, which XHR2
+// clients (no b64 in the query) expect when a payload carries binary.
+func appendBinaryPayloadV3(b []byte, frames []*Frame) []byte {
+	for _, f := range frames {
+		n, kind := len(f.pkt), byte(0)
+		if f.binary {
+			n, kind = n+1, 1
+		}
+		b = append(b, kind)
+		for _, d := range strconv.Itoa(n) {
+			b = append(b, byte(d-'0'))
+		}
+		b = append(b, 0xff)
+		if f.binary {
+			b = append(b, typeMessage-'0')
+		}
+		b = append(b, f.pkt...)
+	}
+	return b
+}
+
+func hasBinary(frames []*Frame) bool {
+	for _, f := range frames {
+		if f.binary {
+			return true
+		}
+	}
+	return false
 }

@@ -44,20 +44,28 @@ func (s *Server) pollGet(w http.ResponseWriter, r *http.Request, sess *Session) 
 		sess.mu.Lock()
 	}
 	frames := sess.takeAllLocked()
-	if sess.noop {
+	// What was queued goes out first; the close packet once nothing is left
+	// (a closing session's next poll gets it), a noop when the client
+	// itself closed.
+	ending := sess.state != stateOpen && len(frames) == 0
+	switch {
+	case sess.noop || ending && sess.byClient:
 		sess.noop = false
 		frames = append(frames, frameNoop)
-	}
-	ending := sess.state != stateOpen
-	if ending {
+	case ending:
 		frames = append(frames, frameClose)
 	}
 	sess.polling = false
 	sess.mu.Unlock()
 
 	s.cors(w, r)
-	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
-	_, _ = w.Write(appendPayload(nil, int(sess.protocol), frames))
+	if sess.protocol == 3 && !sess.b64 && hasBinary(frames) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		_, _ = w.Write(appendBinaryPayloadV3(nil, frames))
+	} else {
+		w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+		_, _ = w.Write(appendPayload(nil, int(sess.protocol), frames))
+	}
 	if ending {
 		sess.Close("forced close")
 	}

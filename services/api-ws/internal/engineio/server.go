@@ -113,6 +113,7 @@ type Server struct {
 	perAddr map[string]int32
 
 	pending atomic.Int64 // bytes queued across all sessions
+	poll    *poller      // nil: a reader goroutine per WebSocket
 	work    chan *Session
 	stop    chan struct{}
 	done    sync.WaitGroup
@@ -138,6 +139,9 @@ func New(opts Options, h Handler) *Server {
 	for i := range s.shards {
 		s.shards[i].m = map[string]*Session{}
 	}
+	if p, err := newPoller(opts.Writers); err == nil {
+		s.poll = p
+	}
 	for range opts.Writers {
 		s.done.Add(1)
 		go s.writer()
@@ -157,6 +161,9 @@ func (s *Server) Close() {
 	}
 	close(s.stop)
 	s.done.Wait()
+	if s.poll != nil {
+		s.poll.close()
+	}
 }
 
 // Len is the number of open sessions.
@@ -355,7 +362,8 @@ type Handshake struct {
 func (s *Server) handshake(w http.ResponseWriter, r *http.Request, protocol int, transport string) {
 	sess := &Session{
 		srv: s, id: newID(), protocol: int8(protocol), addr: s.clientAddr(r),
-		hs: &Handshake{Query: r.URL.Query(), Authorization: r.Header.Get("Authorization")},
+		hs:  &Handshake{Query: r.URL.Query(), Authorization: r.Header.Get("Authorization")},
+		b64: r.URL.Query().Has("b64"),
 	}
 	now := time.Now().UnixNano()
 	sess.connectBy = now + int64(s.opts.ConnectTimeout)
@@ -370,14 +378,20 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, protocol int,
 		if !ok {
 			return
 		}
+		// Findable before the client learns its sid.
+		sess.transport = transportWebSocket
+		s.add(sess)
 		if err := c.writeNow(control(typeOpen, open).ws, s.opts.PingTimeout); err != nil {
-			c.conn.Close()
+			c.close()
+			sess.Close("transport error")
 			return
 		}
-		sess.transport, sess.ws = transportWebSocket, c
-		s.add(sess)
+		sess.mu.Lock()
+		sess.ws = c
+		sess.wakeLocked() // a ping queued meanwhile
+		sess.mu.Unlock()
 		s.h.Open(sess)
-		go s.readLoop(sess, c, false)
+		s.startReading(sess, c, false)
 		return
 	}
 	sess.transport = transportPolling
@@ -400,10 +414,8 @@ func (s *Server) openPacket(sess *Session, polling bool) string {
 	b.WriteString(strconv.FormatInt(s.opts.PingInterval.Milliseconds(), 10))
 	b.WriteString(`,"pingTimeout":`)
 	b.WriteString(strconv.FormatInt(s.opts.PingTimeout.Milliseconds(), 10))
-	if sess.protocol == 4 {
-		b.WriteString(`,"maxPayload":`)
-		b.WriteString(strconv.FormatInt(s.opts.MaxPayload, 10))
-	}
+	b.WriteString(`,"maxPayload":`)
+	b.WriteString(strconv.FormatInt(s.opts.MaxPayload, 10))
 	b.WriteString(`}`)
 	return b.String()
 }

@@ -24,6 +24,7 @@ type Session struct {
 	addr      string
 	protocol  int8
 	overLimit bool
+	b64       bool // v3 polling client without binary support
 
 	data atomic.Value // the upper layer's state
 
@@ -51,6 +52,7 @@ type Session struct {
 	polling  bool          // a GET is pending
 	posting  bool          // a POST is being read
 	noop     bool          // answer the pending GET with a noop (upgrade)
+	byClient bool          // the client closed the session (its close packet)
 
 	// Timers, unix ns; 0 is unset. One ticker checks them for all sessions.
 	pingAt    int64 // v4: when to send the next ping
@@ -249,10 +251,10 @@ func (s *Session) Close(reason string) {
 			// Nobody is writing: a close frame cannot interleave with a data frame.
 			ws.tryWrite(wsControl(opClose, closeBody(1000, "")))
 		}
-		ws.conn.Close()
+		ws.close()
 	}
 	if probe != nil {
-		probe.conn.Close()
+		probe.close()
 	}
 	s.srv.remove(s)
 	s.srv.h.Close(s, reason)

@@ -2,9 +2,9 @@ package engineio
 
 import (
 	"errors"
-	"io"
 	"net"
 	"net/http"
+	"sync"
 	"syscall"
 	"time"
 
@@ -15,8 +15,15 @@ import (
 // wsConn is one WebSocket connection. Reads happen on its reader goroutine
 // only; writes come from one writer at a time (Session.scheduled).
 type wsConn struct {
+	srv  *Server
 	conn net.Conn
 	raw  syscall.RawConn // nil when the conn has no file descriptor (tests over pipes)
+	fd   int             // registered with the poller; -1 when read by a goroutine
+	// rmu is held by the worker reading the connection. One-shot epoll
+	// already keeps two workers apart; the lock makes that ordering visible
+	// to Go's memory model (and the race detector).
+	rmu sync.Mutex
+	r   reader
 }
 
 var errWouldBlock = errors.New("engineio: write would block")
@@ -36,7 +43,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, protocol int) (
 		conn.Close()
 		return nil, false
 	}
-	c := &wsConn{conn: conn}
+	c := &wsConn{srv: s, conn: conn, fd: -1}
 	if sc, ok := conn.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw
@@ -228,99 +235,6 @@ func (s *Session) flush(iov *[][]byte, wait bool) {
 	}
 }
 
-// readLoop reads WebSocket frames until the connection ends. probe is a
-// WebSocket opened to upgrade a polling session.
-func (s *Server) readLoop(sess *Session, c *wsConn, probe bool) {
-	reason := "transport close"
-	defer func() {
-		sess.mu.Lock()
-		current := sess.ws == c
-		if sess.probing == c {
-			sess.probing = nil
-			sess.upgradeBy = 0
-		}
-		sess.mu.Unlock()
-		if current {
-			sess.Close(reason)
-		} else {
-			c.conn.Close()
-		}
-	}()
-	var msg []byte
-	var msgBinary bool
-	fragmented := false
-	for {
-		h, err := ws.ReadHeader(c.conn)
-		if err != nil {
-			return
-		}
-		if h.Rsv != 0 || !h.Masked {
-			reason = "transport error"
-			return
-		}
-		if h.OpCode.IsControl() {
-			if h.Length > 125 || !h.Fin {
-				reason = "transport error"
-				return
-			}
-			var buf [125]byte
-			p := buf[:h.Length]
-			if _, err := io.ReadFull(c.conn, p); err != nil {
-				return
-			}
-			ws.Cipher(p, h.Mask, 0)
-			switch h.OpCode {
-			case ws.OpClose:
-				return
-			case ws.OpPing:
-				sess.sendControl(c, wsControl(opPong, p))
-			}
-			continue
-		}
-		switch {
-		case h.OpCode == ws.OpContinuation && !fragmented,
-			h.OpCode != ws.OpContinuation && fragmented,
-			h.OpCode != ws.OpContinuation && h.OpCode != ws.OpText && h.OpCode != ws.OpBinary:
-			reason = "transport error"
-			return
-		}
-		if int64(len(msg))+h.Length > s.opts.MaxPayload {
-			c.tryWrite(wsControl(opClose, closeBody(1009, "message too big")))
-			reason = "transport error"
-			return
-		}
-		start := len(msg)
-		msg = append(msg, make([]byte, h.Length)...)
-		if _, err := io.ReadFull(c.conn, msg[start:]); err != nil {
-			return
-		}
-		ws.Cipher(msg[start:], h.Mask, 0)
-		if h.OpCode != ws.OpContinuation {
-			msgBinary = h.OpCode == ws.OpBinary
-		}
-		if !h.Fin {
-			fragmented = true
-			continue
-		}
-		fragmented = false
-		data := msg
-		msg = nil
-		if probe {
-			if !s.onProbe(sess, c, data) {
-				return
-			}
-			sess.mu.Lock()
-			probe = sess.ws != c
-			sess.mu.Unlock()
-			continue
-		}
-		if !sess.onFrame(data, msgBinary) {
-			reason = "parse error"
-			return
-		}
-	}
-}
-
 // sendControl queues a WebSocket control frame (a pong to a client ping)
 // behind the data already queued.
 func (s *Session) sendControl(c *wsConn, b []byte) {
@@ -346,7 +260,7 @@ func (s *Session) onFrame(data []byte, binary bool) bool {
 		s.srv.h.Message(s, data, true)
 		return true
 	}
-	p, err := DecodePacket(data)
+	p, err := decodeText(s.protocol, data)
 	if err != nil {
 		return false
 	}
@@ -369,13 +283,13 @@ func (s *Server) probe(w http.ResponseWriter, r *http.Request, sess *Session) {
 	sess.mu.Lock()
 	if sess.state != stateOpen || sess.probing != nil {
 		sess.mu.Unlock()
-		c.conn.Close()
+		c.close()
 		return
 	}
 	sess.probing = c
 	sess.upgradeBy = time.Now().Add(s.opts.UpgradeTimeout).UnixNano()
 	sess.mu.Unlock()
-	go s.readLoop(sess, c, true)
+	s.startReading(sess, c, true)
 }
 
 // onProbe runs the upgrade: "2probe" is answered "3probe" on the new

@@ -201,11 +201,11 @@ func connectErrorFrame(protocol int, nsp string, e *ConnectError) *engineio.Fram
 	if protocol == 3 && e.Data != nil {
 		body, _ = json.Marshal(e.Data)
 	} else {
-		v := map[string]any{"message": e.Message}
-		if e.Data != nil {
-			v["data"] = e.Data
-		}
-		body, _ = json.Marshal(v)
+		// Field order as the official server writes it.
+		body, _ = json.Marshal(struct {
+			Message string `json:"message"`
+			Data    any    `json:"data,omitempty"`
+		}{e.Message, e.Data})
 	}
 	prefix := []byte{TypeConnectError}
 	if nsp != "/" {

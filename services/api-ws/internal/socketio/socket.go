@@ -259,7 +259,8 @@ func (s *Socket) onMessage(data []byte, binary bool) {
 			s.eng.Send(connectErrorFrame(4, p.NSP, &ConnectError{Message: "Invalid namespace"}))
 			return
 		}
-		return // a namespace this client never joined: nothing to do
+		s.eng.Close("invalid state") // a namespace this client never joined
+		return
 	}
 	switch p.Type {
 	case TypeConnect:
