@@ -212,3 +212,30 @@ func TestHandshakeRefusedWebSocket(t *testing.T) {
 		})
 	}
 }
+
+// The same bad EIO values on a WebSocket upgrade: mop refuses the upgrade
+// (HTTP 400); Node opens a v3 session (the open packet arrives), which the
+// case asserts on Node.
+func TestHandshakeBadEIOWebSocket(t *testing.T) {
+	t.Parallel()
+	for _, eio := range []string{"", "abc", "5"} {
+		t.Run(fmt.Sprintf("%q", eio), func(t *testing.T) {
+			t.Parallel()
+			q := []string{"transport", "websocket"}
+			if eio != "" {
+				q = append(q, "EIO", eio)
+			}
+			c, res := dialWS(t, endpoint(target(t, "engine"), q...), nil, 3, false)
+			if onNode() {
+				if c == nil {
+					t.Fatalf("node: upgrade refused (status %d, %v); want a v3 session", res.status, res.err)
+				}
+				parseOpen(t, c.nextText(t))
+				return
+			}
+			if c != nil || res.status != http.StatusBadRequest {
+				t.Fatalf("connected=%v status %d; want HTTP 400", c != nil, res.status)
+			}
+		})
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptrace"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -253,5 +255,77 @@ func TestPollingBuffersUntilNextGET(t *testing.T) {
 				t.Fatalf("got %q, want [4one 4two 4three]", got)
 			}
 		})
+	}
+}
+
+// Many messages in a burst come back complete and in order, on both
+// transports.
+func TestMessageOrder(t *testing.T) {
+	t.Parallel()
+	const n = 200
+	msgs := make([]string, n)
+	for i := range msgs {
+		msgs[i] = fmt.Sprintf("4m%03d", i)
+	}
+	for _, eio := range eios {
+		t.Run(fmt.Sprintf("EIO%d/websocket", eio), func(t *testing.T) {
+			t.Parallel()
+			c, _ := openWS(t, target(t, "engine"), eio, true)
+			for _, m := range msgs {
+				c.sendText(t, m)
+			}
+			for _, m := range msgs {
+				c.expectText(t, m)
+			}
+		})
+		t.Run(fmt.Sprintf("EIO%d/polling", eio), func(t *testing.T) {
+			t.Parallel()
+			p := openPolling(t, target(t, "engine"), eio)
+			for i := 0; i < n; i += 50 {
+				p.send(msgs[i : i+50]...)
+			}
+			got := p.collect(func(g []string) bool { return len(g) >= n })
+			if !slices.Equal(got, msgs) {
+				t.Fatalf("got %d packets %q..., want %d in order", len(got), got[:min(len(got), 3)], n)
+			}
+		})
+	}
+}
+
+// A client that gives up its pending GET (closes the request) ends the
+// session, as Node does: the next GET is 400, code 1.
+func TestPollingAbortedGET(t *testing.T) {
+	t.Parallel()
+	p := openPolling(t, target(t, "engine"), 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	written := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			WroteRequest: func(httptrace.WroteRequestInfo) { close(written) },
+		})
+		_, err := request(tctx, http.MethodGet, p.url(), nil, nil)
+		done <- err
+	}()
+	<-written
+	time.Sleep(settle)
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatalf("the GET was answered before it was aborted")
+	}
+	// Give the server the time to see the connection go (it has no other
+	// signal) before asking again; within pingInterval the session would
+	// otherwise still be alive either way.
+	deadline := time.Now().Add(wait)
+	for {
+		r := mustRequest(t, http.MethodPost, p.url(), "4after", nil)
+		if r.status != http.StatusOK {
+			wantEngineError(t, r, 400, 1)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("session still open %v after its pending GET was aborted", wait)
+		}
+		time.Sleep(settle)
 	}
 }

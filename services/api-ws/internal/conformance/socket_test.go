@@ -222,6 +222,7 @@ func TestSocketInvalidFormat(t *testing.T) {
 			`42["message"`,                          // truncated JSON
 			`41{}`,                                  // DISCONNECT with a payload
 			`45a-["message",{"_placeholder":true}]`, // bad attachment count
+			`42/custom,["message","x"]`,             // event to a namespace not joined
 		} {
 			t.Run(fmt.Sprintf("%s/%s", sioName(eio), pkt), func(t *testing.T) {
 				t.Parallel()
@@ -240,7 +241,7 @@ func TestSocketInvalidFormat(t *testing.T) {
 // an object.
 func TestSocketPacketBeforeConnect(t *testing.T) {
 	t.Parallel()
-	for _, pkt := range []string{`42["message","x"]`, `431["x"]`, `41`, `40"token"`, `40[1]`} {
+	for _, pkt := range []string{"4abc", `42["message","x"]`, `431["x"]`, `41`, `40"token"`, `40[1]`} {
 		t.Run(pkt, func(t *testing.T) {
 			t.Parallel()
 			c, _ := openWS(t, target(t, "socket"), 4, true)
@@ -451,6 +452,23 @@ func TestSocketBinaryInvalid(t *testing.T) {
 			if frames := c.expectClosed(t, wait); len(frames) != 0 {
 				t.Fatalf("got %v, want the connection closed", frames)
 			}
+		})
+	}
+}
+
+// A Socket.IO connection made over polling and upgraded to WebSocket keeps
+// its socket: events flow on the WebSocket afterwards.
+func TestSocketUpgrade(t *testing.T) {
+	t.Parallel()
+	for _, eio := range eios {
+		t.Run(sioName(eio), func(t *testing.T) {
+			t.Parallel()
+			p, _, _ := sioPolling(t, target(t, "socket"), eio, "")
+			c := upgrade(t, p)
+			c.sendText(t, `42["message","upgraded"]`)
+			c.expectText(t, `42["message-back","upgraded"]`)
+			c.sendText(t, `423["message-with-ack",1]`)
+			c.expectText(t, `433[1]`)
 		})
 	}
 }
