@@ -98,6 +98,9 @@ func TestHandshakeRefusedPolling(t *testing.T) {
 		{"unknown sid GET", "GET", []string{"EIO", "4", "transport", "polling", "sid", "no-such-sid"}, 400, 1},
 		{"unknown sid POST", "POST", []string{"EIO", "4", "transport", "polling", "sid", "no-such-sid"}, 400, 1},
 		{"EIO3 unknown sid", "GET", []string{"EIO", "3", "transport", "polling", "sid", "no-such-sid"}, 400, 1},
+		{"path-like sid", "GET", []string{"EIO", "4", "transport", "polling", "sid", "../../etc/passwd"}, 400, 1},
+		{"huge sid", "GET", []string{"EIO", "4", "transport", "polling", "sid", strings.Repeat("x", 4000)}, 400, 1},
+		{"sid and unknown transport", "GET", []string{"EIO", "4", "transport", "abc", "sid", "no-such-sid"}, 400, 0},
 		{"websocket handshake without upgrade", "GET", []string{"EIO", "4", "transport", "websocket"}, 400, 3},
 	}
 	for _, kind := range []string{"engine", "socket"} {

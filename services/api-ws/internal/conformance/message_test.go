@@ -136,6 +136,8 @@ func TestInvalidPacketPolling(t *testing.T) {
 		{"unknown packet type", 4, "abc"},
 		{"type out of range", 4, "7hello"},
 		{"bad packet after a good one", 4, "4hello\x1ezzz"},
+		{"empty body", 4, ""},
+		{"empty body", 3, ""},
 		{"no length prefix", 3, "abc"},
 		{"length beyond the data", 3, "9:4hello"},
 		{"non-numeric length", 3, "x:4hello"},

@@ -133,6 +133,10 @@ func TestSocketRefused(t *testing.T) {
 		c, _ := openWS(t, target(t, "socket"), 4, true)
 		c.sendText(t, `40{"refuse":"E_TEST"}`)
 		c.expectText(t, `44{"message":"unauthorized","data":{"code":"E_TEST"}}`)
+		// Still no namespace joined: the connect timeout ends it at the latest.
+		if frames := c.expectClosed(t, connectTimeout+wait); len(frames) != 0 {
+			t.Fatalf("got %v after the refusal, want the connection closed", frames)
+		}
 	})
 	t.Run("v4/websocket", func(t *testing.T) {
 		t.Parallel()
