@@ -14,7 +14,7 @@ LDFLAGS := -s -w \
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
 
-.PHONY: all build run web test test-go test-pg test-ws test-web test-edge test-bench-smoke bench lint fmt clean
+.PHONY: all build run web test test-go test-pg test-ws test-conformance test-web test-edge test-bench-smoke bench lint fmt clean
 
 all: build
 
@@ -50,7 +50,7 @@ web:
 	else echo "npm not found: skipping the web client build (REST and Socket.IO still run)"; fi
 
 # Every suite. CI (.ci/run) installs the tools first, then runs this.
-test: lint test-go test-pg test-ws test-web test-edge test-bench-smoke
+test: lint test-go test-pg test-ws test-conformance test-web test-edge test-bench-smoke
 
 test-go:
 	GO=$(GO) ./scripts/ci/go-test.sh
@@ -62,6 +62,12 @@ test-pg:
 
 test-ws: build
 	./services/api-ws/test/run.sh
+
+# The Engine.IO/Socket.IO conformance suite against the Node.js reference server, which proves
+# its expectations (`make test-go` runs the same suite against api-ws's own engine).
+test-conformance:
+	cd services/api-ws/test && npm ci --no-audit --no-fund --loglevel=error
+	MOP_CONFORMANCE_TARGET=node $(GO) test -race -count=1 ./services/api-ws/internal/conformance/
 
 test-web: build
 	./services/web/test/run.sh

@@ -98,6 +98,9 @@ func TestHandshakeRefusedPolling(t *testing.T) {
 		{"unknown sid GET", "GET", []string{"EIO", "4", "transport", "polling", "sid", "no-such-sid"}, 400, 1},
 		{"unknown sid POST", "POST", []string{"EIO", "4", "transport", "polling", "sid", "no-such-sid"}, 400, 1},
 		{"EIO3 unknown sid", "GET", []string{"EIO", "3", "transport", "polling", "sid", "no-such-sid"}, 400, 1},
+		{"path-like sid", "GET", []string{"EIO", "4", "transport", "polling", "sid", "../../etc/passwd"}, 400, 1},
+		{"huge sid", "GET", []string{"EIO", "4", "transport", "polling", "sid", strings.Repeat("x", 4000)}, 400, 1},
+		{"sid and unknown transport", "GET", []string{"EIO", "4", "transport", "abc", "sid", "no-such-sid"}, 400, 0},
 		{"websocket handshake without upgrade", "GET", []string{"EIO", "4", "transport", "websocket"}, 400, 3},
 	}
 	for _, kind := range []string{"engine", "socket"} {
@@ -208,6 +211,33 @@ func TestHandshakeRefusedWebSocket(t *testing.T) {
 			}
 			if c != nil || res.status != http.StatusBadRequest {
 				t.Fatalf("upgrade %v: connected=%v status=%d err=%v; want HTTP 400", tc.query, c != nil, res.status, res.err)
+			}
+		})
+	}
+}
+
+// The same bad EIO values on a WebSocket upgrade: mop refuses the upgrade
+// (HTTP 400); Node opens a v3 session (the open packet arrives), which the
+// case asserts on Node.
+func TestHandshakeBadEIOWebSocket(t *testing.T) {
+	t.Parallel()
+	for _, eio := range []string{"", "abc", "5"} {
+		t.Run(fmt.Sprintf("%q", eio), func(t *testing.T) {
+			t.Parallel()
+			q := []string{"transport", "websocket"}
+			if eio != "" {
+				q = append(q, "EIO", eio)
+			}
+			c, res := dialWS(t, endpoint(target(t, "engine"), q...), nil, 3, false)
+			if onNode() {
+				if c == nil {
+					t.Fatalf("node: upgrade refused (status %d, %v); want a v3 session", res.status, res.err)
+				}
+				parseOpen(t, c.nextText(t))
+				return
+			}
+			if c != nil || res.status != http.StatusBadRequest {
+				t.Fatalf("connected=%v status %d; want HTTP 400", c != nil, res.status)
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -652,6 +653,40 @@ func sioWS(t *testing.T, base string, eio int, authJSON string, extra ...string)
 	}
 	auth = c.nextText(t)
 	return c, open.SID, sid, auth
+}
+
+// samePacket compares two Socket.IO packets: the header (type, attachments,
+// namespace, ack id) byte for byte, the JSON data by value (key order is not
+// part of the protocol).
+func samePacket(got, want string) bool {
+	split := func(p string) (string, string) {
+		if i := strings.IndexAny(p, `[{"`); i >= 0 {
+			return p[:i], p[i:]
+		}
+		return p, ""
+	}
+	gh, gd := split(got)
+	wh, wd := split(want)
+	if gh != wh || (gd == "") != (wd == "") {
+		return false
+	}
+	if gd == "" {
+		return true
+	}
+	var gv, wv any
+	if json.Unmarshal([]byte(gd), &gv) != nil || json.Unmarshal([]byte(wd), &wv) != nil {
+		return gd == wd
+	}
+	return reflect.DeepEqual(gv, wv)
+}
+
+// expectPacket reads the next frame and compares it with want as a Socket.IO
+// packet (see samePacket).
+func (c *wsClient) expectPacket(t *testing.T, want string) {
+	t.Helper()
+	if got := c.nextText(t); !samePacket(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
 }
 
 // connectSID checks a v5 CONNECT answer 40{"sid":…} and returns the sid.

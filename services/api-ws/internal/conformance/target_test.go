@@ -38,7 +38,22 @@ const (
 func onNode() bool { return os.Getenv("MOP_CONFORMANCE_TARGET") == "node" }
 
 // target returns the base URL (http://127.0.0.1:port/socket.io/) of an echo
-// server of the given kind: "engine" (bare Engine.IO) or "socket" (Socket.IO).
+// server of the given kind. Both targets (startOurs and echo-server.mjs)
+// behave alike:
+//
+//   - settings: pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1,000,000
+//     bytes, connectTimeout 1 s, EIO3 allowed; Origin: only
+//     http://allowed.example (with CORS headers, credentials allowed), no
+//     Origin passes, any other is refused (403, code 4);
+//   - "engine": a bare Engine.IO server echoing every message as received
+//     (text as text, binary as binary);
+//   - "socket": Socket.IO on top, namespace "/" only. On connect it emits
+//     ["auth", <handshake auth, {} when none>]; "message" → "message-back"
+//     with the same arguments; "message-with-ack" → the ack with the same
+//     arguments; "kick" → DISCONNECT, then the engine connection is closed.
+//     A CONNECT whose auth (v5) or query (v4) carries refuse=<code> is
+//     refused: v5 44{"message":"unauthorized","data":{"code":"<code>"}}, v4
+//     44{"code":"<code>"}.
 func target(t *testing.T, kind string) string {
 	t.Helper()
 	if kind != "engine" && kind != "socket" {
