@@ -14,7 +14,7 @@ LDFLAGS := -s -w \
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
 
-.PHONY: all build run web test test-go test-pg test-ws test-web test-edge test-bench-smoke bench lint fmt clean
+.PHONY: all build run web test test-go test-pg test-ws test-web test-edge test-bench-smoke test-ops test-ops-rules bench lint fmt clean
 
 all: build
 
@@ -50,7 +50,7 @@ web:
 	else echo "npm not found: skipping the web client build (REST and Socket.IO still run)"; fi
 
 # Every suite. CI (.ci/run) installs the tools first, then runs this.
-test: lint test-go test-pg test-ws test-web test-edge test-bench-smoke
+test: lint test-go test-pg test-ws test-web test-edge test-bench-smoke test-ops
 
 test-go:
 	GO=$(GO) ./scripts/ci/go-test.sh
@@ -71,6 +71,14 @@ test-edge: build
 
 test-bench-smoke: build
 	./services/loadgen/smoke.sh
+
+# Operations (docs/monitoring.md): alert rules, monitoring scripts.
+test-ops: test-ops-rules
+
+# Alert rules: promtool checks and unit tests (every alert fires in one case, stays quiet in another).
+test-ops-rules:
+	./deploy/prometheus/check.sh
+	./scripts/monitoring/cert-expiry_test.sh
 
 bench: build
 	./services/loadgen/bench.sh
