@@ -144,6 +144,7 @@ type Credentials struct {
 func (s *Service) Login(ctx context.Context, in Credentials) (Result, error) {
 	p := input.Problems{}
 	p.Check("username", input.Required(in.Username))
+	p.Check("username", input.Storable(in.Username))
 	p.Check("password", input.Required(in.Password))
 	if err := p.Err(); err != nil {
 		return Result{}, err

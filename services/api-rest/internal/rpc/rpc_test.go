@@ -160,6 +160,7 @@ func TestResponderErrors(t *testing.T) {
 		{"send by non-member", event.RPCSendMessage, `{"user_id":"` + f.carol.ID + `","conversation_id":"` + f.conv.ID + `","body":"x"}`, "not_found", ""},
 		{"send blank", event.RPCSendMessage, `{"user_id":"` + f.alice.ID + `","conversation_id":"` + f.conv.ID + `","body":"  "}`, "invalid_input", "body"},
 		{"send too long", event.RPCSendMessage, `{"user_id":"` + f.alice.ID + `","conversation_id":"` + f.conv.ID + `","body":"` + strings.Repeat("a", 16385) + `"}`, "invalid_input", "body"},
+		{"send NUL", event.RPCSendMessage, `{"user_id":"` + f.alice.ID + `","conversation_id":"` + f.conv.ID + `","body":"a\u0000b"}`, "invalid_input", "body"},
 		{"send wrong type", event.RPCSendMessage, `{"user_id":"` + f.alice.ID + `","conversation_id":"` + f.conv.ID + `","body":5}`, "invalid_input", "body"},
 		{"read negative", event.RPCMarkRead, `{"user_id":"` + f.bob.ID + `","conversation_id":"` + f.conv.ID + `","seq":-1}`, "invalid_input", "seq"},
 		{"read by non-member", event.RPCMarkRead, `{"user_id":"` + f.carol.ID + `","conversation_id":"` + f.conv.ID + `","seq":1}`, "not_found", ""},
