@@ -159,6 +159,8 @@ type Store interface {
 	MarkPublished(ctx context.Context, seqs []int64) error
 	// PendingCount is the number of unpublished outbox rows (a gauge).
 	PendingCount(ctx context.Context) (int64, error)
+	// OldestPending is the creation time of the oldest unpublished row.
+	OldestPending(ctx context.Context) (oldest time.Time, ok bool, err error)
 	// AcquireRelayLease makes the caller the only outbox relay of this database
 	// while the lease lives: ok=false means another instance holds it. On
 	// SQLite (single instance) it always succeeds.

@@ -310,6 +310,24 @@ func (h *Hub) Deliver(d Delivery) int {
 	return n
 }
 
+// Broadcast writes one event to every registered local socket (the resync
+// signal: this instance cannot vouch that it delivered everything) and
+// returns how many sockets got it.
+func (h *Hub) Broadcast(eventType string, data json.RawMessage) int {
+	f := Encode(eventType, data)
+	h.mu.RLock()
+	conns := make([]*Conn, 0, len(h.conns))
+	for _, c := range h.conns {
+		conns = append(conns, c)
+	}
+	h.mu.RUnlock()
+	n := h.write(conns, f, false)
+	if n > 0 {
+		h.m.EventsOut.WithLabelValues(eventType).Add(float64(n))
+	}
+	return n
+}
+
 // snapshot collects the sockets of users (restricted to sessionID if set)
 // so that writing happens without the hub lock: a write can close a socket,
 // and closing runs cleanup, which takes the lock.
