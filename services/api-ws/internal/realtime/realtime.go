@@ -37,6 +37,13 @@ type RPC interface {
 	SendMessage(ctx context.Context, req event.SendMessageRequest) (json.RawMessage, error)
 	MarkRead(ctx context.Context, req event.MarkReadRequest) (json.RawMessage, error)
 	SessionActive(ctx context.Context, sessionID string) (bool, error)
+	// Session returns who owns a session ("" when it never existed) and
+	// whether it is live: a token is only good for a live session of its
+	// own subject (checked at connect and on auth.refresh).
+	Session(ctx context.Context, sessionID string) (owner string, live bool, err error)
+	// PresenceVisible returns those of userIDs whose presence viewerID may
+	// see by their privacy settings (presence.query).
+	PresenceVisible(ctx context.Context, viewerID string, userIDs []string) ([]string, error)
 }
 
 // Members checks membership and lists members (cached).
@@ -180,7 +187,9 @@ func token(sock *socket.Socket) string {
 	return ""
 }
 
-// authenticate is the connect middleware.
+// authenticate is the connect middleware. The token's session must be live
+// and belong to its subject: a token naming someone else's or a made-up
+// session is refused as invalid.
 func (s *Server) authenticate(sock *socket.Socket, next func(*socket.ExtendedError)) {
 	claims, err := s.d.Auth.Verify(token(sock))
 	if err != nil {
@@ -191,26 +200,34 @@ func (s *Server) authenticate(sock *socket.Socket, next func(*socket.ExtendedErr
 		s.refuse(sock, next, CodeSessionRevoked)
 		return
 	}
+	ctx, cancel := context.WithTimeout(s.base, s.opts.RPCTimeout)
+	defer cancel()
+	// revoked asked the same question moments ago: this is a cache hit.
+	if owner, _, err := s.d.RPC.Session(ctx, claims.SessionID); err == nil && owner != claims.UserID() {
+		s.refuse(sock, next, CodeTokenInvalid)
+		return
+	}
 	sock.SetData(claims)
 	next(nil)
 }
 
-// revoked checks the local set, or api-rest while the set is not synced.
-// When neither can tell, the session is let in: the token is valid and
-// short-lived, and a revocation learnt later still kicks the socket.
+// revoked reports whether a session may not be used: revoked in the local
+// set, or not live (revoked, expired or never existed) by api-rest's answer.
+// When api-rest cannot answer, the local set decides and an unknown session
+// is let in: the token is valid and short-lived, and a revocation learnt
+// later still kicks the socket.
 func (s *Server) revoked(sessionID string) bool {
-	revoked, known := s.d.Revoked.Revoked(sessionID)
-	if revoked || known {
-		return revoked
+	if revoked, _ := s.d.Revoked.Revoked(sessionID); revoked {
+		return true
 	}
 	ctx, cancel := context.WithTimeout(s.base, s.opts.RPCTimeout)
 	defer cancel()
-	active, err := s.d.RPC.SessionActive(ctx, sessionID)
+	_, live, err := s.d.RPC.Session(ctx, sessionID)
 	if err != nil {
 		s.d.Log.WithError(err).Warn("session check unavailable; admitting a valid token")
 		return false
 	}
-	return !active
+	return !live
 }
 
 func (s *Server) refuse(sock *socket.Socket, next func(*socket.ExtendedError), code string) {
