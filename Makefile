@@ -14,7 +14,7 @@ LDFLAGS := -s -w \
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
 
-.PHONY: all build run web test test-go test-pg test-ws test-web test-edge test-bench-smoke test-ops test-ops-rules test-ops-backup bench lint fmt clean
+.PHONY: all build run web test test-go test-pg test-ws test-web test-edge test-bench-smoke test-ops test-ops-rules test-ops-backup test-ops-prometheus bench lint fmt clean
 
 all: build
 
@@ -73,7 +73,7 @@ test-bench-smoke: build
 	./services/loadgen/smoke.sh
 
 # Operations (docs/monitoring.md): alert rules, monitoring scripts.
-test-ops: test-ops-rules test-ops-backup
+test-ops: test-ops-rules test-ops-backup test-ops-prometheus
 
 # Alert rules: promtool checks and unit tests (every alert fires in one case, stays quiet in another).
 test-ops-rules:
@@ -83,6 +83,10 @@ test-ops-rules:
 # Backup and restore end to end (SQLite and the PostgreSQL of TEST_POSTGRES_URL's server).
 test-ops-backup: build
 	MOP_TEST_POSTGRES_URL='$(TEST_POSTGRES_URL)' ./scripts/ops/run.sh backup.test.mjs
+
+# Debian's Prometheus scrapes api-rest and two api-ws under load; an alert fires (about 70 s).
+test-ops-prometheus: build
+	./scripts/ops/run.sh prometheus.test.mjs
 
 bench: build
 	./services/loadgen/bench.sh
