@@ -14,7 +14,7 @@ LDFLAGS := -s -w \
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
 
-.PHONY: all build run web test test-go test-pg test-ws test-conformance test-web test-edge test-bench-smoke bench lint fmt clean
+.PHONY: all build run web test test-go test-pg test-ws test-conformance test-web test-edge test-bench-smoke test-ops test-ops-rules test-ops-backup test-ops-prometheus bench lint fmt clean
 
 all: build
 
@@ -50,7 +50,7 @@ web:
 	else echo "npm not found: skipping the web client build (REST and Socket.IO still run)"; fi
 
 # Every suite. CI (.ci/run) installs the tools first, then runs this.
-test: lint test-go test-pg test-ws test-conformance test-web test-edge test-bench-smoke
+test: lint test-go test-pg test-ws test-conformance test-web test-edge test-bench-smoke test-ops
 
 test-go:
 	GO=$(GO) ./scripts/ci/go-test.sh
@@ -77,6 +77,22 @@ test-edge: build
 
 test-bench-smoke: build
 	./services/loadgen/smoke.sh
+
+# Operations (docs/monitoring.md): alert rules, monitoring scripts.
+test-ops: test-ops-rules test-ops-backup test-ops-prometheus
+
+# Alert rules: promtool checks and unit tests (every alert fires in one case, stays quiet in another).
+test-ops-rules:
+	./deploy/prometheus/check.sh
+	./scripts/monitoring/cert-expiry_test.sh
+
+# Backup and restore end to end (SQLite and the PostgreSQL of TEST_POSTGRES_URL's server).
+test-ops-backup: build
+	MOP_TEST_POSTGRES_URL='$(TEST_POSTGRES_URL)' ./scripts/ops/run.sh backup.test.mjs
+
+# Debian's Prometheus scrapes api-rest and two api-ws under load; an alert fires (about 70 s).
+test-ops-prometheus: build
+	./scripts/ops/run.sh prometheus.test.mjs
 
 bench: build
 	./services/loadgen/bench.sh

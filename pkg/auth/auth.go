@@ -9,11 +9,14 @@
 package auth
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -65,6 +68,47 @@ func KeyFromSecret(secret string) (Key, error) {
 	}
 	sum := sha256.Sum256([]byte(secret))
 	return Key{ID: base64.RawURLEncoding.EncodeToString(sum[:])[:12], secret: []byte(secret)}, nil
+}
+
+// MinKeyBits is the least estimated entropy WeakSecret accepts; a key from
+// `openssl rand -base64 48` carries 384 bits and estimates well above it.
+const MinKeyBits = 128
+
+// WeakSecret reports why a secret looks guessable, or nil: a repeated pattern
+// (32 × "a", "CHANGE-ME" over and over), few distinct characters, or too
+// little entropy by character frequencies. It is a heuristic aimed at
+// hand-typed placeholders; a random key always passes it.
+func WeakSecret(secret string) error {
+	if p := period(secret); p > 0 {
+		return fmt.Errorf("key repeats a %d-character pattern", p)
+	}
+	distinct := map[byte]int{}
+	for i := 0; i < len(secret); i++ {
+		distinct[secret[i]]++
+	}
+	if len(distinct) < 12 {
+		return fmt.Errorf("key uses only %d distinct characters", len(distinct))
+	}
+	var perChar float64
+	for _, n := range distinct {
+		p := float64(n) / float64(len(secret))
+		perChar -= p * math.Log2(p)
+	}
+	if bits := perChar * float64(len(secret)); bits < MinKeyBits {
+		return fmt.Errorf("key carries about %.0f bits of entropy, want at least %d", bits, MinKeyBits)
+	}
+	return nil
+}
+
+// period is the length of the shortest pattern whose repetition (possibly
+// cut short) is s, when that pattern is at most half of s; else 0.
+func period(s string) int {
+	for p := 1; p <= len(s)/2; p++ {
+		if s[p:] == s[:len(s)-p] {
+			return p
+		}
+	}
+	return 0
 }
 
 // Options configures an Authority.
@@ -189,6 +233,9 @@ func (a *Authority) Verify(token string) (*Claims, error) {
 	if len(token) > MaxTokenBytes {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrTokenInvalid, MaxTokenBytes)
 	}
+	if err := checkShape(token); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrTokenInvalid, err)
+	}
 	c := &Claims{}
 	_, err := a.parser.ParseWithClaims(token, c, a.keyFor)
 	if err != nil {
@@ -243,4 +290,78 @@ func NewOpaqueToken() (token, hash string, err error) {
 func HashOpaqueToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// checkShape refuses what the JWT library would let through although this
+// issuer never produces it: a header or payload with a duplicated member (JSON
+// decoders keep the last one, so two parsers could disagree about `sub`), a
+// `crit` header (RFC 7515 §4.1.11: a recipient that does not understand every
+// listed extension must refuse; this one understands none), and time claims
+// that are not JSON numbers (the library reads "exp":"99999" as a number).
+func checkShape(token string) error {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return errors.New("not three segments")
+	}
+	hdr, err := segment(parts[0])
+	if err != nil {
+		return fmt.Errorf("header: %w", err)
+	}
+	if _, ok := hdr["crit"]; ok {
+		return errors.New("header: crit names extensions this verifier does not support")
+	}
+	claims, err := segment(parts[1])
+	if err != nil {
+		return fmt.Errorf("payload: %w", err)
+	}
+	for _, name := range []string{"exp", "iat", "nbf"} {
+		if v, ok := claims[name]; ok && !isNumber(v) {
+			return fmt.Errorf("payload: %s is not a number", name)
+		}
+	}
+	return nil
+}
+
+// segment decodes one base64url segment of a token into its members.
+func segment(s string) (map[string]json.RawMessage, error) {
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return nil, err
+	}
+	return members(b)
+}
+
+// members splits a JSON object into its members, refusing duplicates.
+func members(b []byte) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, errors.New("not a JSON object")
+	}
+	out := map[string]json.RawMessage{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("malformed JSON: %w", err)
+		}
+		name, _ := t.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, fmt.Errorf("member %.40q: %w", name, err)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("member %.40q appears twice", name)
+		}
+		out[name] = v
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, fmt.Errorf("malformed JSON: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("data after the object")
+	}
+	return out, nil
+}
+
+func isNumber(v json.RawMessage) bool {
+	return len(v) > 0 && (v[0] == '-' || v[0] >= '0' && v[0] <= '9')
 }

@@ -97,3 +97,48 @@ func Drain(nc *nats.Conn, timeout time.Duration) error {
 		return errors.New("drain nats: timed out")
 	}
 }
+
+// EnsureStream returns the stream of cfg, creating it when it is missing (a
+// NATS server that lost its store, an operator's delete) so that a running
+// service heals without a restart. created reports that it had to.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (st jetstream.Stream, created bool, err error) {
+	st, err = js.Stream(ctx, cfg.Name)
+	if err == nil {
+		return st, false, nil
+	}
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, false, fmt.Errorf("stream %s: %w", cfg.Name, err)
+	}
+	st, err = js.CreateOrUpdateStream(ctx, cfg)
+	if err != nil {
+		return nil, false, fmt.Errorf("recreate stream %s: %w", cfg.Name, err)
+	}
+	return st, true, nil
+}
+
+// EnsureKeyValue returns the bucket of cfg, creating it when it is missing.
+func EnsureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (kv jetstream.KeyValue, created bool, err error) {
+	kv, err = js.KeyValue(ctx, cfg.Bucket)
+	if err == nil {
+		return kv, false, nil
+	}
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, false, fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
+	}
+	kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
+	if err != nil {
+		return nil, false, fmt.Errorf("recreate bucket %s: %w", cfg.Bucket, err)
+	}
+	return kv, true, nil
+}
+
+// Heal recreates the events stream and the revoked-sessions bucket when they
+// are missing, and reports whether it recreated anything.
+func Heal(ctx context.Context, js jetstream.JetStream, subj event.Subjects, replicas int) (recreated bool, err error) {
+	_, s, err := EnsureStream(ctx, js, subj.StreamConfig(replicas))
+	if err != nil {
+		return false, err
+	}
+	_, b, err := EnsureKeyValue(ctx, js, subj.RevokedSessionsConfig(replicas))
+	return s || b, err
+}

@@ -75,3 +75,34 @@ func TestConnectRetriesUntilServerAppears(t *testing.T) {
 		t.Fatal("connected to nothing")
 	}
 }
+
+// A running service recreates what NATS lost (its store wiped) and reports
+// that it did; what exists is left alone.
+func TestHealRecreatesOnlyWhatIsMissing(t *testing.T) {
+	_, nc := natstest.Connect(t)
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	subj := event.MustSubjects("heal")
+	if recreated, err := bus.Heal(ctx, js, subj, 1); err != nil || !recreated {
+		t.Fatalf("first heal: recreated %v, err %v; want both created", recreated, err)
+	}
+	st, _ := js.Stream(ctx, subj.Stream())
+	created := st.CachedInfo().Created
+	if recreated, err := bus.Heal(ctx, js, subj, 1); err != nil || recreated {
+		t.Fatalf("heal with everything there: recreated %v, err %v", recreated, err)
+	}
+	if err := js.DeleteKeyValue(ctx, subj.RevokedSessionsBucket()); err != nil {
+		t.Fatal(err)
+	}
+	if recreated, err := bus.Heal(ctx, js, subj, 1); err != nil || !recreated {
+		t.Fatalf("heal without the bucket: recreated %v, err %v", recreated, err)
+	}
+	if _, err := js.KeyValue(ctx, subj.RevokedSessionsBucket()); err != nil {
+		t.Fatalf("bucket not recreated: %v", err)
+	}
+	st, _ = js.Stream(ctx, subj.Stream())
+	if !st.CachedInfo().Created.Equal(created) {
+		t.Fatal("an existing stream was recreated")
+	}
+}

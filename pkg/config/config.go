@@ -29,6 +29,14 @@ const (
 // `make run` needs no setup. Production mode refuses it.
 const DevSigningKey = "mop-development-only-signing-key-do-not-use-in-production"
 
+// keyAdvice tells an operator how to make a key that passes the checks.
+const keyAdvice = "generate one with: openssl rand -base64 48"
+
+// MaxProductionAccessTTL is the longest access-token lifetime production
+// accepts: a token (plus the verification leeway) must expire before api-ws
+// forgets that its session was revoked (event.RevokedSessionsTTL).
+const MaxProductionAccessTTL = event.RevokedSessionsTTL - time.Hour
+
 // Shared holds the settings whose names and meaning are the same in both services.
 type Shared struct {
 	Mode            string        `env:"MOP_ENV" envDefault:"development"`
@@ -99,10 +107,28 @@ func (s *Shared) Validate() error {
 	}
 	if _, err := auth.KeyFromSecret(s.JWTSigningKey); err != nil {
 		errs = append(errs, fmt.Errorf("JWT_SIGNING_KEY: %w", err))
+	} else if err := auth.WeakSecret(s.JWTSigningKey); err != nil && s.Mode == Production && s.JWTSigningKey != DevSigningKey {
+		errs = append(errs, fmt.Errorf("JWT_SIGNING_KEY: %w (%s)", err, keyAdvice))
 	}
 	for i, k := range s.JWTPreviousKeys {
 		if _, err := auth.KeyFromSecret(k); err != nil {
 			errs = append(errs, fmt.Errorf("JWT_PREVIOUS_KEYS[%d]: %w", i, err))
+			continue
+		}
+		if s.Mode != Production {
+			continue
+		}
+		// A verify-only key signs nothing here but verifies everything: a
+		// public or guessable one lets anyone mint tokens for any user.
+		switch {
+		case k == DevSigningKey:
+			errs = append(errs, fmt.Errorf("JWT_PREVIOUS_KEYS[%d] is the public development key", i))
+		case k == s.JWTSigningKey:
+			errs = append(errs, fmt.Errorf("JWT_PREVIOUS_KEYS[%d] equals JWT_SIGNING_KEY (drop it)", i))
+		default:
+			if err := auth.WeakSecret(k); err != nil {
+				errs = append(errs, fmt.Errorf("JWT_PREVIOUS_KEYS[%d]: %w (%s)", i, err, keyAdvice))
+			}
 		}
 	}
 	if s.JWTIssuer == "" || s.JWTAudience == "" {
@@ -110,6 +136,9 @@ func (s *Shared) Validate() error {
 	}
 	if s.AccessTokenTTL < time.Minute || s.AccessTokenTTL > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("ACCESS_TOKEN_TTL=%s: want between 1m and 24h", s.AccessTokenTTL))
+	} else if s.Mode == Production && s.AccessTokenTTL > MaxProductionAccessTTL {
+		errs = append(errs, fmt.Errorf("ACCESS_TOKEN_TTL=%s: at most %s in production, so that a token outlives no revocation api-ws remembers (%s)",
+			s.AccessTokenTTL, MaxProductionAccessTTL, event.RevokedSessionsTTL))
 	}
 	if _, _, err := net.SplitHostPort(s.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("HTTP_ADDR=%q: %v", s.HTTPAddr, err))
@@ -194,13 +223,50 @@ func mask(v reflect.Value, out map[string]any) {
 	}
 }
 
+// redactURL masks the credentials a URL (or a comma-separated list of URLs,
+// as NATS_URL allows) may carry: the password, a userinfo without password
+// (NATS reads it as a token), and query parameters whose name says secret
+// (DATABASE_URL=…?password=…).
 func redactURL(s string) string {
+	if strings.Contains(s, ",") && strings.Contains(s, "://") {
+		parts := strings.Split(s, ",")
+		for i, p := range parts {
+			parts[i] = redactURL(p)
+		}
+		return strings.Join(parts, ",")
+	}
 	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
+	if err != nil || (u.Scheme == "" && u.RawQuery == "") {
 		return s
 	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), masked)
+		} else {
+			u.User = url.User(masked)
+		}
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for name := range q {
+			if secretParam(name) {
+				q[name] = []string{masked}
+			}
+		}
+		u.RawQuery = q.Encode()
 	}
 	return u.String()
+}
+
+const masked = "xxxxx"
+
+// secretParam reports whether a query parameter's name says it holds a secret.
+func secretParam(name string) bool {
+	name = strings.ToLower(name)
+	for _, w := range []string{"pass", "pwd", "secret", "token", "key", "auth", "cred", "sig"} {
+		if strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
 }

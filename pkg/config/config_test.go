@@ -79,4 +79,70 @@ func TestMaskedHidesSecrets(t *testing.T) {
 	if s, _ := m["DATABASE_URL"].(string); strings.Contains(s, "pw") || !strings.Contains(s, "bob") {
 		t.Fatalf("URL password not redacted: %v", s)
 	}
+	for _, tc := range []struct{ name, url, secret, kept string }{
+		{"query password", "postgres://db.internal/mop?sslmode=require&password=s3cr3t-pw", "s3cr3t-pw", "sslmode=require"},
+		{"query sslpassword", "postgres://u@db/mop?sslpassword=k3y-pass&sslmode=verify-full", "k3y-pass", "verify-full"},
+		{"nats token userinfo", "nats://t0ken-abc@nats.internal:4222", "t0ken-abc", "nats.internal:4222"},
+		{"nats user and password", "nats://svc:pa55word@nats.internal:4222", "pa55word", "svc"},
+		{"nats list", "nats://t0ken-1@a:4222,nats://t0ken-2@b:4222", "t0ken-", "b:4222"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := svcConfig{DatabaseURL: tc.url}
+			c.NATSURL = tc.url
+			m := config.Masked(&c)
+			for _, field := range []string{"DATABASE_URL", "NATS_URL"} {
+				s, _ := m[field].(string)
+				if strings.Contains(s, tc.secret) || !strings.Contains(s, tc.kept) {
+					t.Fatalf("%s masked as %q: want no %q and %q kept", field, s, tc.secret, tc.kept)
+				}
+			}
+		})
+	}
+}
+
+// TestProductionRefusesForgeableKeys: a verify-only key is as good as the
+// signing key to an attacker, so production refuses public, duplicated and
+// guessable keys in both places and says how to make a good one.
+func TestProductionRefusesForgeableKeys(t *testing.T) {
+	good := "Qx7Lm2vR9tKp4WzB8nYc3HsD6fGj1AeU5oIqXr0VbN-_kMwZ" // 48 random-looking characters
+	good2 := "pF3kT8wQ1zR6yL0nV4mC9xB2sH7jD5gA-eU_oIaKqWtYbNcX"
+	cases := []struct {
+		name     string
+		signing  string
+		previous string
+		ttl      string
+		want     string // "" = accepted
+	}{
+		{"good keys", good, good2, "", ""},
+		{"dev key as previous", good, config.DevSigningKey, "", "JWT_PREVIOUS_KEYS[0] is the public development key"},
+		{"previous equals signing", good, good, "", "equals JWT_SIGNING_KEY"},
+		{"32 x a", strings.Repeat("a", 32), "", "", "JWT_SIGNING_KEY: key repeats"},
+		{"CHANGE-ME repeated", strings.Repeat("CHANGE-ME", 4), "", "", "openssl rand -base64 48"},
+		{"weak previous", good, strings.Repeat("0123456789", 4), "", "JWT_PREVIOUS_KEYS[0]: key repeats"},
+		{"few characters", good, "abababababababababababababababababc", "", "JWT_PREVIOUS_KEYS[0]"},
+		{"token outlives the revocation memory", good, "", "24h", "ACCESS_TOKEN_TTL=24h0m0s: at most"},
+		{"token TTL at the production maximum", good, "", config.MaxProductionAccessTTL.String(), ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var c svcConfig
+			env := map[string]string{"MOP_ENV": "production", "HTTP_ADDR": "127.0.0.1:1", "JWT_SIGNING_KEY": tc.signing,
+				"JWT_PREVIOUS_KEYS": tc.previous, "ACCESS_TOKEN_TTL": tc.ttl}
+			if err := config.Load(&c, getenv(env)); err != nil {
+				t.Fatal(err)
+			}
+			err := c.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("got %v, want an error mentioning %q", err, tc.want)
+			}
+			// Development keeps working with the same keys (tests, make run).
+			c.Mode = config.Development
+			if err := c.Validate(); err != nil && tc.ttl == "" {
+				t.Fatalf("development refused: %v", err)
+			}
+		})
+	}
 }

@@ -41,6 +41,12 @@ const (
 	// SessionExpired never crosses NATS: api-ws emits it to a socket whose
 	// token ran out. It is listed so the socket event names live in one place.
 	SessionExpired Type = "session.expired"
+
+	// Resync never crosses NATS either: api-ws emits it ({"reason": ...}) to
+	// its sockets when it cannot vouch that it delivered every durable event
+	// (its stream consumer lost continuity, or events were shed); clients
+	// then fetch each conversation's history after the last seq they hold.
+	Resync Type = "resync"
 )
 
 // DurableTypes are the types captured by the events stream.

@@ -94,6 +94,19 @@ type SessionRevocation struct {
 	Reason    string `json:"reason"` // "logout", "refresh_reuse", ...
 }
 
+// ResyncNotice is the data of the resync socket event.
+type ResyncNotice struct {
+	Reason string `json:"reason"` // one of the Resync* reasons
+}
+
+// Resync reasons: why api-ws cannot vouch for what a socket received.
+const (
+	ResyncStreamRecreated = "stream_recreated" // the events stream was lost and recreated
+	ResyncStreamBehind    = "stream_behind"    // the stream's last sequence went below the consumer's cursor
+	ResyncGap             = "gap"              // the consumer skipped stream sequences
+	ResyncShed            = "shed"             // durable events were dropped for this socket
+)
+
 // Typing states.
 const (
 	TypingStart = "start"

@@ -19,11 +19,16 @@ const (
 	// RPCMarkRead: MarkReadRequest → event.ReadMarker (the stored marker, which
 	// never moves backwards).
 	RPCMarkRead RPCName = "read.mark"
-	// RPCContacts: ContactsRequest → ContactsReply: users sharing a conversation
-	// with UserID (presence recipients).
+	// RPCContacts: ContactsRequest → ContactsReply: who hears UserID's presence
+	// transitions: the users sharing a conversation with UserID whom UserID's
+	// presence setting lets see it.
 	RPCContacts RPCName = "user.contacts"
+	// RPCPresenceVisible: PresenceVisibleRequest → PresenceVisibleReply: those
+	// of UserIDs whose presence UserID may see (presence.query).
+	RPCPresenceVisible RPCName = "presence.visible"
 	// RPCSessionActive: SessionRequest → SessionReply. api-ws asks on connect
-	// when the revoked-sessions bucket cannot be read.
+	// and on auth.refresh whether the token's session exists, is live and
+	// belongs to the token's subject (answers cached briefly).
 	RPCSessionActive RPCName = "session.active"
 )
 
@@ -65,14 +70,36 @@ type ContactsReply struct {
 	UserIDs []string `json:"user_ids"`
 }
 
+// PresenceVisibleRequest asks whose presence UserID may see among UserIDs
+// (at most MaxPresenceQueryUserIDs).
+type PresenceVisibleRequest struct {
+	UserID  string   `json:"user_id"`
+	UserIDs []string `json:"user_ids"`
+}
+
+// PresenceVisibleReply lists the visible ones.
+type PresenceVisibleReply struct {
+	UserIDs []string `json:"user_ids"`
+}
+
+// Presence visibility settings (GET/PUT /users/me/privacy).
+const (
+	PresenceEverybody = "everybody"
+	PresenceContacts  = "contacts"
+	PresenceNobody    = "nobody"
+)
+
 // SessionRequest asks whether a session is still active.
 type SessionRequest struct {
 	SessionID string `json:"session_id"`
 }
 
-// SessionReply says whether it is.
+// SessionReply says whether it is, and whose it is: UserID is empty for a
+// session that never existed (older api-rest instances leave it empty too;
+// api-ws then cannot bind and treats the answer like an unavailable one).
 type SessionReply struct {
-	Active bool `json:"active"`
+	Active bool   `json:"active"`
+	UserID string `json:"user_id,omitempty"`
 }
 
 // Error codes shared by RPC replies, socket acks and REST error bodies.

@@ -163,9 +163,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	handler, err := api.New(api.Options{
 		Accounts: accounts, Chat: rules, Log: log, Registry: reg,
 		Checks: map[string]api.Check{
-			"store":  st.Ping,
-			"nats":   func(context.Context) error { return connected(nc) },
-			"stream": func(ctx context.Context) error { return bus.Ready(ctx, nc, js, subj) },
+			"store": st.Ping,
+			"nats":  func(context.Context) error { return connected(nc) },
+			// A stream lost with NATS's store is recreated here too, so
+			// readiness recovers without a restart even when nothing is sent.
+			"stream": func(ctx context.Context) error {
+				if _, err := bus.Heal(ctx, js, subj, cfg.NATSReplicas); err != nil {
+					return err
+				}
+				return bus.Ready(ctx, nc, js, subj)
+			},
 		},
 		AllowedOrigins: cfg.AllowedOrigins, TrustedProxies: cfg.TrustedProxies, BodyLimit: cfg.BodyLimit,
 		Login:    api.Rate{PerMinute: cfg.LoginRate, Burst: cfg.LoginBurst},
@@ -226,6 +233,7 @@ func runRelay(ctx context.Context, js jetstream.JetStream, subj event.Subjects, 
 		cancel()
 		if err == nil {
 			r := outbox.New(st, js, subj, kv, log)
+			r.Heal = func(ctx context.Context) error { _, err := bus.Heal(ctx, js, subj, replicas); return err }
 			for _, c := range r.Collectors() {
 				if err := reg.Register(c); err != nil {
 					log.WithError(err).Warn("register outbox metric")

@@ -202,13 +202,17 @@ func build(ctx context.Context, cfg *wsconfig.Config, log *logrus.Entry, authori
 	}, contacts, publisher, log, m)
 	h.SetObserver(tracker)
 	revoked := revocation.New(event.RevokedSessionsTTL)
-	if err := revoked.Watch(bg, revokedKV, log, func(userID, sessionID string, data json.RawMessage) {
-		h.KickSession(userID, sessionID, data)
+	// Every start-up step is retried while NATS misbehaves (a timeout during
+	// a bucket's scale-up must not end the process).
+	if err := retry(ctx, log, "watch "+subj.RevokedSessionsBucket(), func(context.Context) error {
+		return revoked.Watch(bg, revokedKV, log, func(userID, sessionID string, data json.RawMessage) {
+			h.KickSession(userID, sessionID, data)
+		})
 	}); err != nil {
 		stopBG()
-		return nil, fmt.Errorf("watch %s: %w", subj.RevokedSessionsBucket(), err)
+		return nil, err
 	}
-	if err := tracker.Start(bg); err != nil {
+	if err := retry(ctx, log, "start presence", func(context.Context) error { return tracker.Start(bg) }); err != nil {
 		stopBG()
 		return nil, err
 	}
@@ -216,10 +220,12 @@ func build(ctx context.Context, cfg *wsconfig.Config, log *logrus.Entry, authori
 		members.Invalidate(conversationID)
 		contacts.Forget(userIDs...)
 	}, m, log)
-	if err := fan.Start(bg, nc, js, subj); err != nil {
+	fan.Replicas = cfg.NATSReplicas
+	if err := retry(ctx, log, "start fan-out", func(sctx context.Context) error { return fan.Start(sctx, nc, js, subj) }); err != nil {
 		stopBG()
 		return nil, err
 	}
+	go heal(bg, js, subj, cfg.NATSReplicas, log, revoked, tracker)
 	go h.Run(bg, expiryTick)
 	io := realtime.New(bg, realtime.Options{
 		PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout, ConnectTimeout: cfg.ConnectTimeout,
@@ -251,27 +257,68 @@ func build(ctx context.Context, cfg *wsconfig.Config, log *logrus.Entry, authori
 
 // setup creates the stream and buckets, retrying while NATS is unreachable.
 func setup(ctx context.Context, js jetstream.JetStream, subj event.Subjects, replicas int, log *logrus.Entry) (revokedKV, presenceKV jetstream.KeyValue, err error) {
+	err = retry(ctx, log, "nats setup", func(sctx context.Context) error {
+		_, kv, err := bus.Setup(sctx, js, subj, replicas)
+		if err != nil {
+			return err
+		}
+		pkv, err := js.CreateOrUpdateKeyValue(sctx, presence.BucketConfig(subj, replicas))
+		if err != nil {
+			return fmt.Errorf("create bucket %s: %w", subj.PresenceBucket(), err)
+		}
+		revokedKV, presenceKV = kv, pkv
+		return nil
+	})
+	return revokedKV, presenceKV, err
+}
+
+// retry runs step (each attempt bounded to 10 s) until it succeeds or ctx ends.
+func retry(ctx context.Context, log *logrus.Entry, what string, step func(context.Context) error) error {
 	for attempt := 0; ; attempt++ {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, revokedKV, err = bus.Setup(sctx, js, subj, replicas)
-		if err == nil {
-			presenceKV, err = js.CreateOrUpdateKeyValue(sctx, presence.BucketConfig(subj, replicas))
-			if err != nil {
-				err = fmt.Errorf("create bucket %s: %w", subj.PresenceBucket(), err)
-			}
-		}
+		err := step(sctx)
 		cancel()
 		if err == nil {
-			return revokedKV, presenceKV, nil
+			return nil
 		}
 		if attempt == 0 || attempt%10 == 0 {
-			log.WithError(err).Warn("nats setup failed; retrying")
+			log.WithError(err).WithField("step", what).Warn("start-up step failed; retrying")
 		}
 		select {
 		case <-ctx.Done():
-			return nil, nil, fmt.Errorf("nats setup: %w", err)
+			return fmt.Errorf("%s: %w", what, err)
 		case <-time.After(time.Second):
 		}
+	}
+}
+
+// healEvery is how often the buckets are checked for existence.
+const healEvery = 5 * time.Second
+
+// heal recreates the revoked-sessions and presence buckets (and the stream)
+// when NATS lost them, while the instance runs, and makes the watchers of a
+// recreated bucket replay it: readiness recovers without a restart. The
+// fan-out heals the stream itself, with its continuity checks.
+func heal(ctx context.Context, js jetstream.JetStream, subj event.Subjects, replicas int, log *logrus.Entry,
+	revoked *revocation.Set, tracker *presence.Tracker) {
+	t := time.NewTicker(healEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if _, created, err := bus.EnsureKeyValue(hctx, js, subj.RevokedSessionsConfig(replicas)); err == nil && created {
+			log.WithField("bucket", subj.RevokedSessionsBucket()).Warn("bucket was missing: recreated")
+			revoked.Rewatch()
+		}
+		if _, created, err := bus.EnsureKeyValue(hctx, js, presence.BucketConfig(subj, replicas)); err == nil && created {
+			log.WithField("bucket", subj.PresenceBucket()).Warn("bucket was missing: recreated")
+			tracker.Rewatch()
+		}
+		cancel()
 	}
 }
 
@@ -281,20 +328,25 @@ func setup(ctx context.Context, js jetstream.JetStream, subj event.Subjects, rep
 // then stop HTTP and NATS.
 func (a *app) shutdown(cfg *wsconfig.Config, log *logrus.Entry, srv *http.Server, nc *nats.Conn) {
 	deadline := time.Now().Add(cfg.ShutdownTimeout)
+	// The offline announcements get the end of DRAIN_TIMEOUT, the sockets
+	// the rest: the drain is over within DRAIN_TIMEOUT.
+	announce := min(cfg.DrainTimeout/4, 2*time.Second)
 	a.io.SetDraining()
 	stop := make(chan struct{})
 	done := make(chan struct{})
-	go func() { a.hub.Drain(stop, cfg.DrainTimeout); close(done) }()
+	go func() { a.hub.Drain(stop, cfg.DrainTimeout-announce); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(cfg.DrainTimeout + time.Second):
+	case <-time.After(cfg.DrainTimeout - announce + time.Second):
 		close(stop)
 	}
 	a.fan.Stop()
 	a.stopBG()
+	pctx, pcancel := context.WithTimeout(context.Background(), announce)
+	a.tracker.Stop(pctx)
+	pcancel()
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	a.tracker.Stop(ctx)
 	a.io.Close()
 	if err := srv.Shutdown(ctx); err != nil {
 		log.WithError(err).Warn("http shutdown timed out; closing")

@@ -144,6 +144,7 @@ type Credentials struct {
 func (s *Service) Login(ctx context.Context, in Credentials) (Result, error) {
 	p := input.Problems{}
 	p.Check("username", input.Required(in.Username))
+	p.Check("username", input.Storable(in.Username))
 	p.Check("password", input.Required(in.Password))
 	if err := p.Err(); err != nil {
 		return Result{}, err
@@ -203,18 +204,24 @@ func (s *Service) Logout(ctx context.Context, sessionID string) error {
 	return nil
 }
 
-// Authenticate verifies an access token and that its session is still active.
-// Errors wrap auth.ErrToken* or store.ErrSessionGone.
+// Authenticate verifies an access token and binds it to its session: the
+// session must exist, belong to the token's subject and be live. A token
+// naming someone else's or a made-up session is auth.ErrTokenInvalid (only a
+// holder of a signing key can produce one); a revoked or expired session is
+// store.ErrSessionGone.
 func (s *Service) Authenticate(ctx context.Context, token string) (*auth.Claims, error) {
 	c, err := s.tokens.Verify(token)
 	if err != nil {
 		return nil, err
 	}
-	active, err := s.SessionActive(ctx, c.SessionID)
+	owner, live, err := s.Session(ctx, c.SessionID)
 	if err != nil {
 		return nil, err
 	}
-	if !active {
+	if owner != c.UserID() {
+		return nil, fmt.Errorf("%w: session %s does not belong to the token's subject", auth.ErrTokenInvalid, c.SessionID)
+	}
+	if !live {
 		return nil, fmt.Errorf("session %s: %w", c.SessionID, store.ErrSessionGone)
 	}
 	return c, nil
@@ -222,17 +229,25 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*auth.Claims,
 
 // SessionActive reports whether a session may still be used.
 func (s *Service) SessionActive(ctx context.Context, sessionID string) (bool, error) {
-	if s.cache.active(sessionID) {
-		return true, nil
+	_, live, err := s.Session(ctx, sessionID)
+	return live, err
+}
+
+// Session returns a session's owner ("" when unknown) and whether it is live.
+// Live answers are cached for CacheTTL; others always ask the store (a
+// revoked session never comes back, so they are rare).
+func (s *Service) Session(ctx context.Context, sessionID string) (owner string, live bool, err error) {
+	if owner, ok := s.cache.live(sessionID); ok {
+		return owner, true, nil
 	}
-	active, err := s.st.SessionActive(ctx, sessionID)
+	owner, live, err = s.st.SessionOwner(ctx, sessionID)
 	if err != nil {
-		return false, fmt.Errorf("session %s: %w", sessionID, err)
+		return "", false, fmt.Errorf("session %s: %w", sessionID, err)
 	}
-	if active {
-		s.cache.remember(sessionID)
+	if live {
+		s.cache.remember(sessionID, owner)
 	}
-	return active, nil
+	return owner, live, nil
 }
 
 func (s *Service) startSession(ctx context.Context, u event.User) (Result, error) {
@@ -306,6 +321,7 @@ type sessionCache struct {
 type cached struct {
 	until  time.Time
 	active bool
+	owner  string
 }
 
 // maxCached bounds the cache; when full it is simply emptied (it is a cache).
@@ -315,21 +331,25 @@ func newSessionCache(ttl time.Duration, now func() time.Time) *sessionCache {
 	return &sessionCache{ttl: ttl, now: now, m: map[string]cached{}}
 }
 
-func (c *sessionCache) active(id string) bool {
+// live returns the owner of a session recently confirmed live.
+func (c *sessionCache) live(id string) (string, bool) {
 	if c.ttl <= 0 {
-		return false
+		return "", false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[id]
-	return ok && e.active && c.now().Before(e.until)
+	if !ok || !e.active || !c.now().Before(e.until) {
+		return "", false
+	}
+	return e.owner, true
 }
 
-func (c *sessionCache) remember(id string) { c.set(id, true) }
+func (c *sessionCache) remember(id, owner string) { c.set(id, owner, true) }
 
-func (c *sessionCache) forget(id string) { c.set(id, false) }
+func (c *sessionCache) forget(id string) { c.set(id, "", false) }
 
-func (c *sessionCache) set(id string, active bool) {
+func (c *sessionCache) set(id, owner string, active bool) {
 	if c.ttl <= 0 {
 		return
 	}
@@ -342,7 +362,7 @@ func (c *sessionCache) set(id string, active bool) {
 	if len(c.m) >= maxCached {
 		clear(c.m)
 	}
-	c.m[id] = cached{until: now.Add(c.ttl), active: active}
+	c.m[id] = cached{until: now.Add(c.ttl), active: active, owner: owner}
 }
 
 // Forget drops a session revoked elsewhere (another instance, or the store's

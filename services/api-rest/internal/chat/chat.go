@@ -165,6 +165,63 @@ func (s *Service) Contacts(ctx context.Context, userID string) ([]string, error)
 	return ids, nil
 }
 
+// PresenceAudience lists who hears userID's presence transitions (see
+// store.PresenceAudience).
+func (s *Service) PresenceAudience(ctx context.Context, userID string) ([]string, error) {
+	ids, err := s.st.PresenceAudience(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("presence audience of %s: %w", userID, err)
+	}
+	return ids, nil
+}
+
+// PresenceVisibleTo returns those of userIDs whose presence viewerID may see;
+// ids that cannot name a user are dropped (they see nothing either way).
+func (s *Service) PresenceVisibleTo(ctx context.Context, viewerID string, userIDs []string) ([]string, error) {
+	ids := make([]string, 0, len(userIDs))
+	for _, id := range userIDs {
+		if input.IsID(id) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) > event.MaxPresenceQueryUserIDs {
+		return nil, input.Problems{"user_ids": fmt.Sprintf("must have at most %d entries", event.MaxPresenceQueryUserIDs)}
+	}
+	visible, err := s.st.PresenceVisibleTo(ctx, viewerID, ids)
+	if err != nil {
+		return nil, fmt.Errorf("presence visible to %s: %w", viewerID, err)
+	}
+	return visible, nil
+}
+
+// Privacy is the body and answer of GET/PUT /users/me/privacy.
+type Privacy struct {
+	Presence string `json:"presence"`
+}
+
+// Privacy returns userID's privacy settings.
+func (s *Service) Privacy(ctx context.Context, userID string) (Privacy, error) {
+	v, err := s.st.PresenceVisibility(ctx, userID)
+	if err != nil {
+		return Privacy{}, err
+	}
+	return Privacy{Presence: v}, nil
+}
+
+// SetPrivacy replaces userID's privacy settings.
+func (s *Service) SetPrivacy(ctx context.Context, userID string, in Privacy) (Privacy, error) {
+	switch in.Presence {
+	case event.PresenceEverybody, event.PresenceContacts, event.PresenceNobody:
+	default:
+		return Privacy{}, input.Problems{"presence": fmt.Sprintf("must be %q, %q or %q",
+			event.PresenceEverybody, event.PresenceContacts, event.PresenceNobody)}
+	}
+	if err := s.st.SetPresenceVisibility(ctx, userID, in.Presence); err != nil {
+		return Privacy{}, err
+	}
+	return in, nil
+}
+
 // User returns a profile.
 func (s *Service) User(ctx context.Context, id string) (event.User, error) {
 	if err := findable(id); err != nil {

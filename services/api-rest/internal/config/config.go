@@ -83,7 +83,12 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("MESSAGE_WRITERS=%d: want 0..64 (0: default)", c.MessageWriters))
 	}
 	for _, p := range c.TrustedProxies {
-		if _, err := netip.ParsePrefix(p); err == nil {
+		if prefix, err := netip.ParsePrefix(p); err == nil {
+			// Trusting every address lets any client choose its own
+			// X-Forwarded-For, i.e. the address every per-IP limit keys on.
+			if prod && prefix.Bits() == 0 {
+				errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %q trusts every address and is refused in production; list the proxies' addresses", p))
+			}
 			continue
 		}
 		if net.ParseIP(p) == nil {

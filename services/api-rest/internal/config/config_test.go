@@ -40,3 +40,33 @@ func TestProductionRefusesWeakSettings(t *testing.T) {
 		t.Fatal("a non-number accepted")
 	}
 }
+
+// TestProductionRefusesTrustingEveryProxy: with 0.0.0.0/0 trusted any client
+// picks its own address through X-Forwarded-For and escapes per-IP limits.
+func TestProductionRefusesTrustingEveryProxy(t *testing.T) {
+	for _, tc := range []struct {
+		proxies string
+		refused bool
+	}{
+		{"0.0.0.0/0", true}, {"::/0", true}, {"10.0.0.0/8,0.0.0.0/0", true},
+		{"127.0.0.1,::1", false}, {"10.0.0.0/8", false},
+	} {
+		env := map[string]string{"MOP_ENV": "production", "JWT_SIGNING_KEY": "Qx7Lm2vR9tKp4WzB8nYc3HsD6fGj1AeU5oIqXr0VbN-_kMwZ",
+			"TRUSTED_PROXIES": tc.proxies}
+		c, err := config.Load(func(k string) string { return env[k] })
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.Validate()
+		if got := err != nil && strings.Contains(err.Error(), "trusts every address"); got != tc.refused {
+			t.Errorf("TRUSTED_PROXIES=%s: refused=%v, want %v (%v)", tc.proxies, got, tc.refused, err)
+		}
+		if !tc.refused && err != nil {
+			t.Errorf("TRUSTED_PROXIES=%s: %v", tc.proxies, err)
+		}
+		c.Mode = "development"
+		if err := c.Validate(); err != nil {
+			t.Errorf("development refused TRUSTED_PROXIES=%s: %v", tc.proxies, err)
+		}
+	}
+}

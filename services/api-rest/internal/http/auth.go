@@ -52,13 +52,17 @@ func (s *server) login(c *gin.Context) error {
 		return err
 	}
 	username := input.NormalizeUsername(in.Username)
-	if wait := s.loginID.Wait(username); wait > 0 {
+	// The token is held before the password is checked: concurrent guesses
+	// from many addresses each need one, so at most the budget runs at once.
+	wait, done := s.loginID.Begin(username)
+	if wait > 0 {
 		return s.limited(scopeLoginUser, wait)
 	}
 	res, err := s.opts.Accounts.Login(c.Request.Context(), in)
-	if errors.Is(err, account.ErrInvalidCredentials) {
+	failed := errors.Is(err, account.ErrInvalidCredentials)
+	done(failed)
+	if failed {
 		s.metrics.loginFailures.Inc()
-		s.loginID.Allow(username)
 	}
 	if err != nil {
 		return err

@@ -1,10 +1,12 @@
 package api_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -190,5 +192,51 @@ func TestLoginRateLimit(t *testing.T) {
 				t.Errorf("metrics lack %s", want)
 			}
 		}
+	})
+}
+
+// TestLoginLimitHoldsUnderConcurrency: 200 simultaneous wrong-password logins
+// for one account, each from its own address, get at most the per-account
+// burst of password checks; the rest are refused before any hashing.
+func TestLoginLimitHoldsUnderConcurrency(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		const burst, attempts = 10, 200
+		e := newEnv(t, b, func(o *api.Options) { o.Login = api.Rate{PerMinute: 5, Burst: burst} })
+		e.register("victim")
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		codes := make([]int, attempts)
+		for i := range attempts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				ip := fmt.Sprintf("198.18.%d.%d", i/250, i%250+1)
+				codes[i] = e.do(req{Method: "POST", Path: "/api/v1/auth/login", Header: map[string]string{"X-Forwarded-For": ip},
+					Body: map[string]string{"username": "victim", "password": fmt.Sprintf("guess-%d", i)}}).Code
+			}()
+		}
+		close(start)
+		wg.Wait()
+		checked, limited := 0, 0
+		for _, c := range codes {
+			switch c {
+			case http.StatusUnauthorized:
+				checked++
+			case http.StatusTooManyRequests:
+				limited++
+			default:
+				t.Fatalf("unexpected status %d", c)
+			}
+		}
+		if checked != burst || limited != attempts-burst {
+			t.Fatalf("%d guesses checked and %d refused, want %d and %d", checked, limited, burst, attempts-burst)
+		}
+		// The owner is locked out too until the budget refills (the price of
+		// a per-account limit); one token comes back after 12 s at 5/min.
+		e.clock.Add(12 * time.Second)
+		rec := e.do(req{Method: "POST", Path: "/api/v1/auth/login", Header: map[string]string{"X-Forwarded-For": "198.18.9.9"},
+			Body: map[string]string{"username": "victim", "password": "password-victim"}})
+		expect(t, rec, http.StatusOK, nil)
 	})
 }

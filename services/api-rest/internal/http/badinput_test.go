@@ -17,6 +17,7 @@ type endpoint struct {
 	valid        any // a well-formed body; nil: the route takes none
 	wrongType    any // a body with a wrong-typed field
 	missing      any // a body missing a required field
+	nul          any // a body with NUL in a text field (PostgreSQL answered 500)
 }
 
 // TestBadInputEveryEndpoint sends every endpoint the malformed requests a
@@ -32,27 +33,36 @@ func TestBadInputEveryEndpoint(t *testing.T) {
 
 		endpoints := []endpoint{
 			{method: "POST", path: "/api/v1/auth/register", valid: map[string]string{"username": "newbie", "password": "password1"},
-				wrongType: map[string]any{"username": 5, "password": "password1"}, missing: map[string]string{"username": "newbie"}},
+				wrongType: map[string]any{"username": 5, "password": "password1"}, missing: map[string]string{"username": "newbie"},
+				nul: map[string]string{"username": "newbie", "password": "pass\u0000word1"}},
 			{method: "POST", path: "/api/v1/auth/login", valid: map[string]string{"username": "alice", "password": "password-alice"},
-				wrongType: map[string]any{"username": []string{"alice"}, "password": "x"}, missing: map[string]string{"username": "alice"}},
+				wrongType: map[string]any{"username": []string{"alice"}, "password": "x"}, missing: map[string]string{"username": "alice"},
+				nul: map[string]string{"username": "ali\u0000ce", "password": "password-alice"}},
 			{method: "POST", path: "/api/v1/auth/refresh", valid: map[string]string{"refresh_token": "unknown"},
 				wrongType: map[string]any{"refresh_token": 1}, missing: map[string]string{}},
 			{method: "POST", path: "/api/v1/auth/logout", auth: true},
 			{method: "GET", path: "/api/v1/users/me", auth: true},
 			{method: "GET", path: "/api/v1/users/" + bob.ID, auth: true},
 			{method: "GET", path: "/api/v1/users?q=bo", auth: true},
+			{method: "GET", path: "/api/v1/users/me/privacy", auth: true},
+			{method: "PUT", path: "/api/v1/users/me/privacy", auth: true, valid: map[string]string{"presence": "nobody"},
+				wrongType: map[string]any{"presence": 1}, missing: map[string]any{},
+				nul: map[string]string{"presence": "no\u0000body"}},
 			{method: "POST", path: "/api/v1/conversations", auth: true, valid: map[string]any{"type": "direct", "member_ids": []string{bob.ID}},
-				wrongType: map[string]any{"type": "group", "member_ids": bob.ID}, missing: map[string]any{"member_ids": []string{bob.ID}}},
+				wrongType: map[string]any{"type": "group", "member_ids": bob.ID}, missing: map[string]any{"member_ids": []string{bob.ID}},
+				nul: map[string]any{"type": "group", "title": "a\u0000b", "member_ids": []string{bob.ID}}},
 			{method: "GET", path: "/api/v1/conversations", auth: true},
 			{method: "GET", path: c, auth: true},
 			{method: "POST", path: c + "/members", auth: true, valid: map[string]any{"user_ids": []string{bob.ID}},
 				wrongType: map[string]any{"user_ids": []int{1}}, missing: map[string]any{}},
 			{method: "DELETE", path: c + "/members/" + bob.ID, auth: true},
 			{method: "POST", path: c + "/messages", auth: true, valid: map[string]string{"body": "hi"},
-				wrongType: map[string]any{"body": 5}, missing: map[string]string{"client_msg_id": "x"}},
+				wrongType: map[string]any{"body": 5}, missing: map[string]string{"client_msg_id": "x"},
+				nul: map[string]string{"body": "a\u0000b"}},
 			{method: "GET", path: c + "/messages", auth: true},
 			{method: "PATCH", path: c + "/messages/" + msg.ID, auth: true, valid: map[string]string{"body": "edited"},
-				wrongType: map[string]any{"body": false}, missing: map[string]any{}},
+				wrongType: map[string]any{"body": false}, missing: map[string]any{},
+				nul: map[string]string{"body": "a\u0000b"}},
 			{method: "DELETE", path: c + "/messages/" + msg.ID, auth: true},
 			{method: "POST", path: c + "/read", auth: true, valid: map[string]any{"seq": 1},
 				wrongType: map[string]any{"seq": "1"}, missing: map[string]any{}},
@@ -94,6 +104,9 @@ func TestBadInputEveryEndpoint(t *testing.T) {
 					bad{"no content type", req{Body: ep.valid, Header: map[string]string{"Content-Type": ""}}, 415, "unsupported_media_type"},
 					bad{"oversize", req{Body: `{"body":"` + strings.Repeat("a", 70<<10) + `"}`}, 413, "body_too_large"},
 				)
+			}
+			if ep.nul != nil {
+				cases = append(cases, bad{"NUL in text", req{Body: ep.nul}, 400, "invalid_input"})
 			}
 			for _, tc := range cases {
 				t.Run(ep.method+" "+ep.path[len("/api/v1"):]+"/"+tc.name, func(t *testing.T) {
@@ -162,6 +175,8 @@ func TestBadQueries(t *testing.T) {
 			{"/api/v1/users?q=%20%20", "q"},
 			{"/api/v1/users?q=" + strings.Repeat("a", 65), "q"},
 			{"/api/v1/users?q=ali&limit=1000", "limit"},
+			{"/api/v1/users?q=al%00i", "q"},
+			{"/api/v1/users?q=al%FFi", "q"},
 		} {
 			t.Run(tc.path, func(t *testing.T) {
 				expectFieldError(t, e.do(req{Method: "GET", Path: tc.path, Token: alice.Access}), 400, "invalid_query", tc.field)

@@ -113,6 +113,8 @@ func New(opts Options) (http.Handler, error) {
 	authed := v1.Group("", s.authenticate)
 	authed.POST("/auth/logout", handle(s.logout))
 	authed.GET("/users/me", handle(s.me))
+	authed.GET("/users/me/privacy", handle(s.privacy))
+	authed.PUT("/users/me/privacy", handle(s.setPrivacy))
 	authed.GET("/users/:id", handle(s.user))
 	authed.GET("/users", handle(s.searchUsers))
 	authed.POST("/conversations", handle(s.createConversation))

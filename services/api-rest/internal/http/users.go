@@ -47,3 +47,25 @@ func (s *server) searchUsers(c *gin.Context) error {
 	c.JSON(http.StatusOK, gin.H{"users": users})
 	return nil
 }
+
+func (s *server) privacy(c *gin.Context) error {
+	p, err := s.opts.Chat.Privacy(c.Request.Context(), userID(c))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, p)
+	return nil
+}
+
+func (s *server) setPrivacy(c *gin.Context) error {
+	var in chat.Privacy
+	if err := bind(c, &in); err != nil {
+		return err
+	}
+	p, err := s.opts.Chat.SetPrivacy(c.Request.Context(), userID(c), in)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, p)
+	return nil
+}

@@ -43,16 +43,30 @@ func Username(s string) string {
 	return ""
 }
 
-// Password checks a new password: 8..128 characters of valid UTF-8.
+// Password checks a new password: 8..128 characters of valid UTF-8 without NUL.
 func Password(s string) string {
 	if s == "" {
 		return "is required"
 	}
-	if !utf8.ValidString(s) {
-		return "must be valid UTF-8"
+	if problem := Storable(s); problem != "" {
+		return problem
 	}
 	if n := utf8.RuneCountInString(s); n < MinPassword || n > MaxPassword {
 		return fmt.Sprintf("must be %d to %d characters", MinPassword, MaxPassword)
+	}
+	return ""
+}
+
+// Storable checks what every stored or looked-up text must be: valid UTF-8
+// without NUL. PostgreSQL refuses both in text columns (SQLSTATE 22021), and
+// SQLite would store what PostgreSQL cannot, so both backends refuse them here
+// with the same answer.
+func Storable(s string) string {
+	if !utf8.ValidString(s) {
+		return "must be valid UTF-8"
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return "must not contain NUL characters"
 	}
 	return ""
 }
@@ -87,10 +101,8 @@ func MessageBody(s string) string {
 		return "must not be empty"
 	case len(s) > event.MaxMessageBodyBytes:
 		return fmt.Sprintf("must be at most %d bytes", event.MaxMessageBodyBytes)
-	case !utf8.ValidString(s):
-		return "must be valid UTF-8"
 	}
-	return ""
+	return Storable(s)
 }
 
 // ClientMsgID checks the optional idempotency key: at most 64 bytes, printable.

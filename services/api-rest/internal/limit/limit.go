@@ -23,9 +23,10 @@ type Keyed struct {
 	burst int
 	now   func() time.Time
 
-	mu    sync.Mutex
-	keys  map[string]*rate.Limiter
-	added int
+	mu       sync.Mutex
+	keys     map[string]*rate.Limiter
+	inflight map[string]int // Begin without its done yet, per key
+	added    int
 }
 
 // New allows perMinute events per key with the given burst; perMinute <= 0
@@ -37,7 +38,7 @@ func New(perMinute float64, burst int, now func() time.Time) *Keyed {
 	if now == nil {
 		now = time.Now
 	}
-	return &Keyed{every: rate.Limit(perMinute / 60), burst: max(burst, 1), now: now, keys: map[string]*rate.Limiter{}}
+	return &Keyed{every: rate.Limit(perMinute / 60), burst: max(burst, 1), now: now, keys: map[string]*rate.Limiter{}, inflight: map[string]int{}}
 }
 
 // Allow spends one token of key. It returns 0 when allowed, else how long
@@ -77,6 +78,44 @@ func (k *Keyed) Wait(key string) time.Duration {
 	return time.Duration((1 - tokens) / float64(k.every) * float64(time.Second))
 }
 
+// Begin holds one of key's tokens for an attempt whose cost is known only at
+// its end (a login: only failures spend). It returns how long until a token is
+// free when none is (nothing is held then), else done, which must be called
+// once: done(true) spends the token, done(false) gives it back. Tokens held by
+// attempts in flight count as spent, so N concurrent attempts against a budget
+// of B never run more than B at once — checking and spending after the slow
+// part would let every one of them through.
+func (k *Keyed) Begin(key string) (wait time.Duration, done func(spend bool)) {
+	if k == nil {
+		return 0, func(bool) {}
+	}
+	now := k.now()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	lim := k.limiter(key, now)
+	free := lim.TokensAt(now) - float64(k.inflight[key])
+	if free < 1 {
+		return time.Duration((1 - free) / float64(k.every) * float64(time.Second)), nil
+	}
+	k.inflight[key]++
+	var once sync.Once
+	return 0, func(spend bool) {
+		once.Do(func() {
+			now := k.now()
+			k.mu.Lock()
+			defer k.mu.Unlock()
+			if k.inflight[key]--; k.inflight[key] <= 0 {
+				delete(k.inflight, key)
+			}
+			if spend {
+				// ReserveN spends even into debt; the token was held, so
+				// the bucket cannot have less than one unless time went back.
+				lim.ReserveN(now, 1)
+			}
+		})
+	}
+}
+
 // limiter returns key's bucket, creating it; k.mu is held.
 func (k *Keyed) limiter(key string, now time.Time) *rate.Limiter {
 	if lim, ok := k.keys[key]; ok {
@@ -85,7 +124,7 @@ func (k *Keyed) limiter(key string, now time.Time) *rate.Limiter {
 	k.added++
 	if k.added%sweepEvery == 0 {
 		for key, lim := range k.keys {
-			if lim.TokensAt(now) >= float64(k.burst) {
+			if lim.TokensAt(now) >= float64(k.burst) && k.inflight[key] == 0 {
 				delete(k.keys, key)
 			}
 		}

@@ -55,3 +55,37 @@ func TestOffAndSweep(t *testing.T) {
 		t.Fatalf("%d keys held: idle buckets are not swept", n)
 	}
 }
+
+// TestBeginHoldsTokens: attempts in flight hold their token, a refund gives
+// it back, a spend keeps it spent.
+func TestBeginHoldsTokens(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	k := limit.New(6, 2, func() time.Time { return now })
+	w1, done1 := k.Begin("a")
+	w2, done2 := k.Begin("a")
+	if w1 != 0 || w2 != 0 {
+		t.Fatal("burst of two refused")
+	}
+	if w, done := k.Begin("a"); w <= 0 || done != nil {
+		t.Fatalf("third attempt in flight admitted (wait %v)", w)
+	}
+	done1(false) // success: the token comes back
+	w3, done3 := k.Begin("a")
+	if w3 != 0 {
+		t.Fatal("refunded token not available")
+	}
+	done2(true)
+	done3(true)
+	done3(true) // a second call is ignored
+	if w, _ := k.Begin("a"); w <= 0 || w > 10*time.Second {
+		t.Fatalf("both tokens spent, yet wait %v", w)
+	}
+	now = now.Add(10 * time.Second)
+	if w, _ := k.Begin("a"); w != 0 {
+		t.Fatal("token not refilled")
+	}
+	var off *limit.Keyed
+	if w, done := off.Begin("x"); w != 0 || done == nil {
+		t.Fatal("a nil limiter must allow")
+	}
+}

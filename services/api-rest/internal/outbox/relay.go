@@ -35,6 +35,7 @@ type Source interface {
 	PendingEvents(ctx context.Context, limit int) ([]store.OutboxEvent, error)
 	MarkPublished(ctx context.Context, seqs []int64) error
 	PendingCount(ctx context.Context) (int64, error)
+	OldestPending(ctx context.Context) (oldest time.Time, ok bool, err error)
 	AcquireRelayLease(ctx context.Context) (store.Lease, bool, error)
 }
 
@@ -51,7 +52,9 @@ const (
 	DefaultAckTimeout = 10 * time.Second
 	leaseRetry        = 2 * time.Second
 	leaseCheckEvery   = 2 * time.Second
-	pendingEvery      = 5 * time.Second
+	countEvery        = 2 * time.Second
+	countTimeout      = 5 * time.Second
+	healEvery         = time.Second
 	maxBackoff        = 5 * time.Second
 	minBackoff        = 50 * time.Millisecond
 	markTimeout       = 10 * time.Second
@@ -68,6 +71,9 @@ type Relay struct {
 	Linger time.Duration
 	// AckTimeout bounds the wait for JetStream's acknowledgements of a round.
 	AckTimeout time.Duration
+	// Heal, when set, is called after a failed round (at most every
+	// healEvery) to recreate what NATS lost (the stream, the bucket).
+	Heal func(ctx context.Context) error
 
 	src  Source
 	js   jetstream.JetStream
@@ -79,6 +85,7 @@ type Relay struct {
 	published atomic.Uint64
 	errs      atomic.Uint64
 	pending   atomic.Int64
+	oldest    atomic.Int64 // unix micros of the oldest pending row, 0 if none
 	leader    atomic.Bool
 }
 
@@ -112,10 +119,11 @@ func (r *Relay) Notify() {
 
 // Stats is a snapshot of the relay's counters.
 type Stats struct {
-	Published     uint64 // events acknowledged by JetStream and marked
-	PublishErrors uint64 // failed rounds (NATS or database), each retried
-	Pending       int64  // unpublished rows at the last count
-	Leader        bool   // this instance holds the relay lease
+	Published     uint64        // events acknowledged by JetStream and marked
+	PublishErrors uint64        // failed rounds (NATS or database), each retried
+	Pending       int64         // unpublished rows at the last count
+	OldestPending time.Duration // age of the oldest unpublished row at the last count
+	Leader        bool          // this instance holds the relay lease
 }
 
 // Stats returns the counters.
@@ -124,8 +132,18 @@ func (r *Relay) Stats() Stats {
 		Published:     r.published.Load(),
 		PublishErrors: r.errs.Load(),
 		Pending:       r.pending.Load(),
+		OldestPending: r.oldestAge(),
 		Leader:        r.leader.Load(),
 	}
+}
+
+// oldestAge is how long the oldest unpublished row has waited.
+func (r *Relay) oldestAge() time.Duration {
+	o := r.oldest.Load()
+	if o == 0 {
+		return 0
+	}
+	return max(time.Since(time.UnixMicro(o)), 0)
 }
 
 // Collectors returns Prometheus metrics over Stats, for registration by the
@@ -145,8 +163,10 @@ func (r *Relay) Collectors() []prometheus.Collector {
 			func() float64 { return float64(r.published.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts(opts("publish_errors_total", "Failed relay rounds (retried with backoff).")),
 			func() float64 { return float64(r.errs.Load()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("pending", "Unpublished outbox rows at the last count.")),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("pending", "Unpublished outbox rows at the last count (counted every 2 s, also while publishing fails).")),
 			func() float64 { return float64(r.pending.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("oldest_pending_age_seconds", "Age of the oldest unpublished outbox row (0 when none).")),
+			func() float64 { return r.oldestAge().Seconds() }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("leader", "1 while this instance holds the relay lease.")),
 			func() float64 { return b(r.leader.Load()) }),
 	}
@@ -155,6 +175,10 @@ func (r *Relay) Collectors() []prometheus.Collector {
 // Run relays until ctx ends, then returns nil. Errors are logged and retried:
 // an event is never dropped.
 func (r *Relay) Run(ctx context.Context) error {
+	cctx, stopCount := context.WithCancel(ctx)
+	counted := make(chan struct{})
+	go func() { defer close(counted); r.count(cctx) }()
+	defer func() { stopCount(); <-counted }()
 	for {
 		lease, ok, err := r.src.AcquireRelayLease(ctx)
 		if ctx.Err() != nil {
@@ -190,7 +214,7 @@ func (r *Relay) lead(ctx context.Context, lease store.Lease) error {
 	poll := time.NewTicker(r.Poll)
 	defer poll.Stop()
 	backoff := time.Duration(0)
-	var lastCheck, lastCount time.Time
+	var lastCheck, lastHeal time.Time
 	for {
 		if time.Since(lastCheck) >= leaseCheckEvery {
 			if err := lease.Check(ctx); err != nil {
@@ -206,6 +230,12 @@ func (r *Relay) lead(ctx context.Context, lease store.Lease) error {
 			r.errs.Add(1)
 			backoff = min(max(2*backoff, minBackoff), maxBackoff)
 			r.log.WithError(err).WithField("retry_in", backoff.String()).Warn("relay round failed")
+			if r.Heal != nil && time.Since(lastHeal) >= healEvery {
+				lastHeal = time.Now()
+				if herr := r.Heal(ctx); herr != nil {
+					r.log.WithError(herr).Debug("relay heal")
+				}
+			}
 			if !sleep(ctx, backoff) {
 				return nil
 			}
@@ -215,14 +245,6 @@ func (r *Relay) lead(ctx context.Context, lease store.Lease) error {
 		if n >= r.Batch {
 			continue // more is waiting
 		}
-		if n == 0 {
-			r.pending.Store(0)
-		} else if time.Since(lastCount) >= pendingEvery {
-			if c, err := r.src.PendingCount(ctx); err == nil {
-				r.pending.Store(c)
-				lastCount = time.Now()
-			}
-		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -231,6 +253,33 @@ func (r *Relay) lead(ctx context.Context, lease store.Lease) error {
 			if !sleep(ctx, r.Linger) {
 				return nil
 			}
+		}
+	}
+}
+
+// count refreshes the pending gauges from the database every countEvery,
+// whether or not publishing works: a relay that cannot publish must show
+// its backlog growing.
+func (r *Relay) count(ctx context.Context) {
+	t := time.NewTicker(countEvery)
+	defer t.Stop()
+	for {
+		qctx, cancel := context.WithTimeout(ctx, countTimeout)
+		if n, err := r.src.PendingCount(qctx); err == nil {
+			r.pending.Store(n)
+		}
+		if oldest, ok, err := r.src.OldestPending(qctx); err == nil {
+			if ok {
+				r.oldest.Store(oldest.UnixMicro())
+			} else {
+				r.oldest.Store(0)
+			}
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }

@@ -73,7 +73,7 @@ func (h *harness) notify() {
 
 // start runs a relay over src until the returned stop is called (or the test
 // ends); stop waits for Run to return.
-func (h *harness) start(src outbox.Source) (*outbox.Relay, func()) {
+func (h *harness) start(src outbox.Source, configure ...func(*outbox.Relay)) (*outbox.Relay, func()) {
 	h.t.Helper()
 	var kv outbox.Bucket = lazyKV{h}
 	if h.kv != nil {
@@ -81,6 +81,9 @@ func (h *harness) start(src outbox.Source) (*outbox.Relay, func()) {
 	}
 	r := outbox.New(src, h.js, h.subj, kv, logging.Discard())
 	r.Poll = 50 * time.Millisecond
+	for _, c := range configure {
+		c(r)
+	}
 	h.mu.Lock()
 	h.relays = append(h.relays, r)
 	h.mu.Unlock()
@@ -330,6 +333,53 @@ func TestRelayRetriesUntilNATSIsReady(t *testing.T) {
 		evs := h.streamEvents(6)
 		if evs[0].Type != event.ConversationCreated {
 			t.Fatalf("order after retry: %s first", evs[0].Type)
+		}
+		h.eventually("outbox drained", func() bool { return h.pending() == 0 })
+	})
+}
+
+// The backlog is visible while publishing fails: an operator watching
+// mop_outbox_pending must not see 0 while events wait.
+func TestRelayGaugesCountWhilePublishingFails(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, false) // no stream: every round fails
+		r, _ := h.start(h.st)
+		_, _, _ = h.chat(5)
+		h.eventually("publish errors counted", func() bool { return r.Stats().PublishErrors >= 2 })
+		h.eventually("pending gauge at 6", func() bool { return r.Stats().Pending == 6 })
+		age := r.Stats().OldestPending
+		if age <= 0 || age > time.Minute {
+			t.Fatalf("oldest pending age %s while 6 rows wait", age)
+		}
+		h.setup()
+		h.streamEvents(6)
+		h.eventually("gauges back to zero", func() bool { s := r.Stats(); return s.Pending == 0 && s.OldestPending == 0 })
+	})
+}
+
+// A NATS that lost its store (the stream is gone while the relay runs) is
+// healed by the relay itself: the stream is recreated and the backlog goes out.
+func TestRelayRecreatesALostStream(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, true)
+		h.start(h.st, func(r *outbox.Relay) {
+			r.Heal = func(ctx context.Context) error { _, err := bus.Heal(ctx, h.js, h.subj, 1); return err }
+		})
+		alice, _, conv := h.chat(2)
+		h.streamEvents(3)
+		if err := h.js.DeleteStream(h.ctx, h.subj.Stream()); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 {
+			if _, _, err := h.st.CreateMessage(h.ctx, store.NewMessage{ConversationID: conv.ID, SenderID: alice.ID, Body: fmt.Sprint("after ", i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h.eventually("stream recreated", func() bool { _, err := h.js.Stream(h.ctx, h.subj.Stream()); return err == nil })
+		for _, e := range h.streamEvents(2) {
+			if e.Type != event.MessageCreated {
+				t.Fatalf("recreated stream holds %s", e.Type)
+			}
 		}
 		h.eventually("outbox drained", func() bool { return h.pending() == 0 })
 	})

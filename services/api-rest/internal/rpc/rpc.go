@@ -28,9 +28,9 @@ const MaxRequestBytes = 64 << 10
 // store busy, few enough that a burst queues in NATS rather than in memory.
 const DefaultWorkers = 64
 
-// Sessions answers whether a session is active (account.Service does).
+// Sessions answers who owns a session and whether it is live (account.Service does).
 type Sessions interface {
-	SessionActive(ctx context.Context, sessionID string) (bool, error)
+	Session(ctx context.Context, sessionID string) (owner string, live bool, err error)
 }
 
 // Server holds the subscriptions.
@@ -61,11 +61,12 @@ type handler func(ctx context.Context, data []byte) (any, error)
 func (s *Server) Start(nc *nats.Conn) error {
 	s.nc = nc
 	for name, h := range map[event.RPCName]handler{
-		event.RPCMembers:       decoded(s.members),
-		event.RPCSendMessage:   decoded(s.send),
-		event.RPCMarkRead:      decoded(s.markRead),
-		event.RPCContacts:      decoded(s.contacts),
-		event.RPCSessionActive: decoded(s.sessionActive),
+		event.RPCMembers:         decoded(s.members),
+		event.RPCSendMessage:     decoded(s.send),
+		event.RPCMarkRead:        decoded(s.markRead),
+		event.RPCContacts:        decoded(s.contacts),
+		event.RPCPresenceVisible: decoded(s.presenceVisible),
+		event.RPCSessionActive:   decoded(s.sessionActive),
 	} {
 		subject := s.subj.RPC(name)
 		sub, err := nc.QueueSubscribe(subject, s.subj.RPCQueue(), func(m *nats.Msg) { s.dispatch(name, h, m) })
@@ -245,20 +246,31 @@ func (s *Server) contacts(ctx context.Context, req event.ContactsRequest) (any, 
 	if err := required(req.UserID); err != nil {
 		return nil, err
 	}
-	ids, err := s.chat.Contacts(ctx, req.UserID)
+	ids, err := s.chat.PresenceAudience(ctx, req.UserID)
 	if err != nil {
 		return nil, err
 	}
 	return event.ContactsReply{UserIDs: ids}, nil
 }
 
+func (s *Server) presenceVisible(ctx context.Context, req event.PresenceVisibleRequest) (any, error) {
+	if err := required(req.UserID); err != nil {
+		return nil, err
+	}
+	ids, err := s.chat.PresenceVisibleTo(ctx, req.UserID, req.UserIDs)
+	if err != nil {
+		return nil, err
+	}
+	return event.PresenceVisibleReply{UserIDs: ids}, nil
+}
+
 func (s *Server) sessionActive(ctx context.Context, req event.SessionRequest) (any, error) {
 	if problem := input.ID(req.SessionID); problem != "" {
 		return nil, input.Problems{"session_id": problem}
 	}
-	active, err := s.sessions.SessionActive(ctx, req.SessionID)
+	owner, live, err := s.sessions.Session(ctx, req.SessionID)
 	if err != nil {
 		return nil, err
 	}
-	return event.SessionReply{Active: active}, nil
+	return event.SessionReply{Active: live, UserID: owner}, nil
 }

@@ -2,6 +2,7 @@ package rpc_test
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -127,6 +128,21 @@ func TestResponders(t *testing.T) {
 	if len(contacts.UserIDs) != 1 || contacts.UserIDs[0] != f.bob.ID {
 		t.Fatalf("contacts %+v", contacts)
 	}
+	// bob never wrote to alice: by default she may not see his presence, nor
+	// does she hear his transitions; carol shares nothing with either.
+	if err := f.callJSON(t, event.RPCContacts, event.ContactsRequest{UserID: f.bob.ID}, &contacts); err != nil || len(contacts.UserIDs) != 0 {
+		t.Fatalf("audience of bob %+v (%v), want nobody", contacts, err)
+	}
+	var visible event.PresenceVisibleReply
+	ask := event.PresenceVisibleRequest{UserID: f.bob.ID, UserIDs: []string{f.alice.ID, f.bob.ID, f.carol.ID, "not an id"}}
+	if err := f.callJSON(t, event.RPCPresenceVisible, ask, &visible); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{f.alice.ID, f.bob.ID}
+	slices.Sort(want)
+	if !slices.Equal(visible.UserIDs, want) {
+		t.Fatalf("visible to bob %v, want alice (wrote to him) and himself %v", visible.UserIDs, want)
+	}
 
 	sid := event.NewID(time.Now())
 	if err := f.st.CreateSession(t.Context(), store.Session{ID: sid, UserID: f.alice.ID, ExpiresAt: time.Now().Add(time.Hour)}, "h"); err != nil {
@@ -139,9 +155,14 @@ func TestResponders(t *testing.T) {
 			}
 		}
 		var s event.SessionReply
-		if err := f.callJSON(t, event.RPCSessionActive, event.SessionRequest{SessionID: sid}, &s); err != nil || s.Active != want {
-			t.Fatalf("session active %v (%v), want %v", s.Active, err, want)
+		if err := f.callJSON(t, event.RPCSessionActive, event.SessionRequest{SessionID: sid}, &s); err != nil || s.Active != want || s.UserID != f.alice.ID {
+			t.Fatalf("session %+v (%v), want active=%v owned by %s", s, err, want, f.alice.ID)
 		}
+	}
+	// A session that never existed has no owner (api-ws refuses its tokens).
+	var unknown event.SessionReply
+	if err := f.callJSON(t, event.RPCSessionActive, event.SessionRequest{SessionID: "01NOSUCHSESSION"}, &unknown); err != nil || unknown.Active || unknown.UserID != "" {
+		t.Fatalf("unknown session %+v (%v)", unknown, err)
 	}
 }
 
@@ -160,10 +181,12 @@ func TestResponderErrors(t *testing.T) {
 		{"send by non-member", event.RPCSendMessage, `{"user_id":"` + f.carol.ID + `","conversation_id":"` + f.conv.ID + `","body":"x"}`, "not_found", ""},
 		{"send blank", event.RPCSendMessage, `{"user_id":"` + f.alice.ID + `","conversation_id":"` + f.conv.ID + `","body":"  "}`, "invalid_input", "body"},
 		{"send too long", event.RPCSendMessage, `{"user_id":"` + f.alice.ID + `","conversation_id":"` + f.conv.ID + `","body":"` + strings.Repeat("a", 16385) + `"}`, "invalid_input", "body"},
+		{"send NUL", event.RPCSendMessage, `{"user_id":"` + f.alice.ID + `","conversation_id":"` + f.conv.ID + `","body":"a\u0000b"}`, "invalid_input", "body"},
 		{"send wrong type", event.RPCSendMessage, `{"user_id":"` + f.alice.ID + `","conversation_id":"` + f.conv.ID + `","body":5}`, "invalid_input", "body"},
 		{"read negative", event.RPCMarkRead, `{"user_id":"` + f.bob.ID + `","conversation_id":"` + f.conv.ID + `","seq":-1}`, "invalid_input", "seq"},
 		{"read by non-member", event.RPCMarkRead, `{"user_id":"` + f.carol.ID + `","conversation_id":"` + f.conv.ID + `","seq":1}`, "not_found", ""},
 		{"contacts without user", event.RPCContacts, `{}`, "invalid_input", "user_id"},
+		{"presence without viewer", event.RPCPresenceVisible, `{"user_ids":["a"]}`, "invalid_input", "user_id"},
 		{"session without id", event.RPCSessionActive, `{}`, "invalid_input", "session_id"},
 		{"garbage", event.RPCSendMessage, `not json`, "invalid_input", ""},
 		{"empty", event.RPCMembers, ``, "invalid_input", ""},

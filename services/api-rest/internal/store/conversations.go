@@ -418,25 +418,9 @@ func (s *DB) MemberIDs(ctx context.Context, userID, conversationID string) ([]st
 
 // Contacts lists the users sharing at least one conversation with userID.
 func (s *DB) Contacts(ctx context.Context, userID string) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx, `
+	return s.ids(ctx, "contacts of "+userID, `
 		SELECT DISTINCT o.user_id FROM members m
 		JOIN members o ON o.conversation_id = m.conversation_id
 		WHERE m.user_id = $1 AND o.user_id <> $1
 		ORDER BY o.user_id`, userID)
-	if err != nil {
-		return nil, fmt.Errorf("contacts of %s: %w", userID, err)
-	}
-	defer rows.Close()
-	out := []string{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("contacts of %s: %w", userID, err)
-		}
-		out = append(out, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("contacts of %s: %w", userID, err)
-	}
-	return out, nil
 }

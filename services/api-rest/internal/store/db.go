@@ -176,6 +176,9 @@ func (s *DB) openSQLite(ctx context.Context, path string) error {
 			return fmt.Errorf("open sqlite: create %s: %w", dir, err)
 		}
 	}
+	if err := private(path); err != nil {
+		return fmt.Errorf("open sqlite: %w", err)
+	}
 	// synchronous=NORMAL under WAL survives a process crash (the case the
 	// outbox is about); only an OS crash can lose the last commits.
 	base := "file:" + (&url.URL{Path: path}).EscapedPath() +
@@ -200,6 +203,29 @@ func (s *DB) openSQLite(ctx context.Context, path string) error {
 	r.SetMaxOpenConns(sqliteReaders)
 	r.SetMaxIdleConns(sqliteReaders)
 	s.dialect, s.w, s.r = dialectSQLite, w, r
+	return nil
+}
+
+// private creates the database file readable by its owner only, or narrows
+// an existing one: it holds password hashes and every message. SQLite gives
+// the -wal and -shm files the database file's mode.
+func private(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", path, err)
+	}
+	if info.Mode().Perm()&0o077 != 0 {
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("make %s private: %w", p, err)
+			}
+		}
+	}
 	return nil
 }
 

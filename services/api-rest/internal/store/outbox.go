@@ -106,6 +106,21 @@ func (s *DB) PendingCount(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+// OldestPending returns the creation time of the oldest unpublished row (ok
+// false when nothing is pending). The pending index is ordered by seq, and
+// rows are created in seq order, so this reads one index entry.
+func (s *DB) OldestPending(ctx context.Context) (oldest time.Time, ok bool, err error) {
+	var created sql.NullInt64
+	if err := s.r.QueryRowContext(ctx,
+		`SELECT created_at FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT 1`).Scan(&created); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return time.Time{}, false, nil
+		}
+		return time.Time{}, false, fmt.Errorf("oldest pending: %w", err)
+	}
+	return time.UnixMicro(created.Int64), created.Valid, nil
+}
+
 // AcquireRelayLease: see Store. On PostgreSQL it is a session advisory lock
 // held on a dedicated connection, keyed by the current schema so that
 // deployments (and test runs) sharing a database do not exclude each other.

@@ -136,3 +136,20 @@ func (s *DB) SessionActive(ctx context.Context, sessionID string) (bool, error) 
 	}
 	return n > 0, nil
 }
+
+// SessionOwner: see Store.
+func (s *DB) SessionOwner(ctx context.Context, sessionID string) (string, bool, error) {
+	var owner string
+	var live int
+	err := s.r.QueryRowContext(ctx, `
+		SELECT user_id, CASE WHEN revoked_at IS NULL AND expires_at > $2 THEN 1 ELSE 0 END
+		FROM sessions WHERE id = $1`,
+		sessionID, micros(s.now())).Scan(&owner, &live)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("session %s: %w", sessionID, err)
+	}
+	return owner, live == 1, nil
+}

@@ -118,6 +118,9 @@ type Store interface {
 	// RevokeSession is idempotent; the first call writes session.revoked.
 	RevokeSession(ctx context.Context, sessionID, reason string) error
 	SessionActive(ctx context.Context, sessionID string) (bool, error)
+	// SessionOwner returns the session's user and whether it is live (not
+	// revoked, not expired); an unknown session is "", false.
+	SessionOwner(ctx context.Context, sessionID string) (userID string, live bool, err error)
 
 	// Conversations. A direct conversation between the same two users is
 	// returned (created=false), never duplicated.
@@ -142,6 +145,12 @@ type Store interface {
 	MemberIDs(ctx context.Context, userID, conversationID string) ([]string, error)
 	Contacts(ctx context.Context, userID string) ([]string, error)
 
+	// Presence privacy (see the Presence* settings).
+	PresenceVisibility(ctx context.Context, userID string) (string, error)
+	SetPresenceVisibility(ctx context.Context, userID, visibility string) error
+	PresenceAudience(ctx context.Context, userID string) ([]string, error)
+	PresenceVisibleTo(ctx context.Context, viewerID string, userIDs []string) ([]string, error)
+
 	// Messages. CreateMessage assigns the next gap-free seq; with a ClientMsgID
 	// already used by the sender in the conversation it returns the stored
 	// message and created=false. Edit and delete are the sender's only
@@ -159,6 +168,8 @@ type Store interface {
 	MarkPublished(ctx context.Context, seqs []int64) error
 	// PendingCount is the number of unpublished outbox rows (a gauge).
 	PendingCount(ctx context.Context) (int64, error)
+	// OldestPending is the creation time of the oldest unpublished row.
+	OldestPending(ctx context.Context) (oldest time.Time, ok bool, err error)
 	// AcquireRelayLease makes the caller the only outbox relay of this database
 	// while the lease lives: ok=false means another instance holds it. On
 	// SQLite (single instance) it always succeeds.

@@ -263,3 +263,35 @@ func TestOpenSQLitePaths(t *testing.T) {
 		}
 	}
 }
+
+// TestSQLiteFilesArePrivate: the database holds password hashes and every
+// message; its files are the owner's only, also when the file existed with a
+// wider mode.
+func TestSQLiteFilesArePrivate(t *testing.T) {
+	dir := t.TempDir()
+	existing := filepath.Join(dir, "existing.db")
+	if err := os.WriteFile(existing, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(dir, "fresh.db"), existing} {
+		s, err := store.Open(context.Background(), p, store.Options{Log: logging.Discard()})
+		if err != nil {
+			t.Fatalf("open %q: %v", p, err)
+		}
+		if _, err := s.CreateUser(context.Background(), store.NewUser{Username: "u", PasswordHash: "h"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{p, p + "-wal", p + "-shm"} {
+			info, err := os.Stat(f)
+			if err != nil {
+				t.Fatalf("stat %s: %v", f, err)
+			}
+			if perm := info.Mode().Perm(); perm&0o077 != 0 {
+				t.Errorf("%s has mode %o, want no group/other access", filepath.Base(f), perm)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

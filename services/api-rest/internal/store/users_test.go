@@ -113,6 +113,15 @@ func TestSessions(t *testing.T) {
 		}
 		active("S1", true)
 		active("unknown", false)
+		owner := func(id, wantOwner string, wantLive bool) {
+			t.Helper()
+			got, live, err := f.s.SessionOwner(f.ctx, id)
+			if err != nil || got != wantOwner || live != wantLive {
+				t.Fatalf("SessionOwner(%s) = %q %v %v, want %q %v", id, got, live, err, wantOwner, wantLive)
+			}
+		}
+		owner("S1", alice.ID, true)
+		owner("unknown", "", false)
 
 		// Rotation: r1 → r2 → r3.
 		got, err := f.s.RotateRefresh(f.ctx, "r1", "r2", f.clock.Now())
@@ -132,6 +141,7 @@ func TestSessions(t *testing.T) {
 		_, err = f.s.RotateRefresh(f.ctx, "r1", "r9", f.clock.Now())
 		wantErr(t, err, store.ErrRefreshReused)
 		active("S1", false)
+		owner("S1", alice.ID, false) // revoked: still known, no longer live
 		evs := f.expectEvents(ev(event.SessionRevoked, alice))
 		rev := decode[event.SessionRevocation](t, evs[0])
 		if rev != (event.SessionRevocation{UserID: alice.ID, SessionID: "S1", Reason: store.ReasonRefreshReuse}) {

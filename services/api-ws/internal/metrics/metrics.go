@@ -38,6 +38,8 @@ type Metrics struct {
 	PresenceTransitions *prometheus.CounterVec   // state
 	PresenceUnannounced prometheus.Counter
 	EventsRefused       *prometheus.CounterVec // reason: rate_limited | binary
+	ContinuityBreaks    *prometheus.CounterVec // reason
+	Resyncs             *prometheus.CounterVec // reason (sockets told)
 }
 
 // New registers every collector (plus Go, process and build info) on a new registry.
@@ -73,7 +75,7 @@ func New(service string) *Metrics {
 			Name: "mop_ws_kicks_total", Help: "Sockets disconnected by the server, by reason.",
 		}, []string{"reason"}),
 		ConsumerLag: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "mop_ws_nats_consumer_lag", Help: "Durable events in the stream not yet delivered to this instance.",
+			Name: "mop_ws_nats_consumer_lag", Help: "Durable events in the stream not yet delivered to this instance (stream last sequence minus the consumer's cursor).",
 		}),
 		FanoutDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "mop_ws_fanout_duration_seconds", Help: "Time to hand one event to every local recipient socket.",
@@ -95,6 +97,13 @@ func New(service string) *Metrics {
 		EventsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mop_ws_events_refused_total", Help: "Client packets not run, by reason (rate_limited, binary).",
 		}, []string{"reason"}),
+		ContinuityBreaks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mop_ws_stream_continuity_breaks_total",
+			Help: "Times the events consumer lost continuity with the stream and was recreated, by reason.",
+		}, []string{"reason"}),
+		Resyncs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mop_ws_resync_sent_total", Help: "resync events sent to sockets, by reason.",
+		}, []string{"reason"}),
 	}
 	info := version.Get(service)
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -108,6 +117,7 @@ func New(service string) *Metrics {
 		build, m.Connections, m.ConnectsTotal, m.ConnectRefused, m.EventsIn, m.EventsOut,
 		m.EventsDropped, m.NATSEvents, m.SlowConsumers, m.Kicks, m.ConsumerLag, m.FanoutDuration,
 		m.RPCDuration, m.RPCErrors, m.PresenceTransitions, m.PresenceUnannounced, m.EventsRefused,
+		m.ContinuityBreaks, m.Resyncs,
 	)
 	return m
 }

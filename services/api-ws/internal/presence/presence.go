@@ -111,6 +111,7 @@ type Tracker struct {
 	advanced  chan struct{}                  // closed and replaced when applied grows
 	synced    atomic.Bool
 	wg        sync.WaitGroup
+	rewatch   chan struct{}
 }
 
 // New returns a tracker; call Start.
@@ -130,7 +131,7 @@ func New(kv jetstream.KeyValue, opts Options, contacts Contacts, pub Publisher, 
 		dirty: map[string]struct{}{}, inflight: map[string]struct{}{},
 		instances: map[string]time.Time{}, instRev: map[string]uint64{},
 		online: map[string]map[string]keyMeta{}, byInst: map[string]map[string]struct{}{},
-		seen: map[string]time.Time{}, advanced: make(chan struct{}),
+		seen: map[string]time.Time{}, advanced: make(chan struct{}), rewatch: make(chan struct{}, 1),
 	}
 	t.cond = sync.NewCond(&t.mu)
 	return t
@@ -184,6 +185,21 @@ func (t *Tracker) Start(ctx context.Context) error {
 		t.mu.Unlock()
 	}()
 	return nil
+}
+
+// Rewatch is called after the bucket was lost and recreated: the mirror
+// replays the new bucket and this instance writes its users' markers again.
+func (t *Tracker) Rewatch() {
+	t.mu.Lock()
+	for u := range t.written {
+		delete(t.written, u)
+		t.markLocked(u)
+	}
+	t.mu.Unlock()
+	select {
+	case t.rewatch <- struct{}{}:
+	default:
+	}
 }
 
 // Synced reports whether the mirror has replayed the bucket.
@@ -510,6 +526,8 @@ func (t *Tracker) follow(ctx context.Context, w jetstream.KeyWatcher) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-t.rewatch:
+			return
 		case e, ok := <-w.Updates():
 			if !ok {
 				t.log.Warn("presence watcher stopped; restarting")
@@ -662,6 +680,9 @@ func (t *Tracker) collect(ctx context.Context) {
 	}
 }
 
+// stopWorkers bounds the concurrent offline transitions of Stop.
+const stopWorkers = 16
+
 // Stop publishes every user of this instance as offline (their sockets are
 // gone) and removes the instance's heartbeat, within ctx. Call it after the
 // context given to Start is done and the sockets are closed.
@@ -679,12 +700,31 @@ func (t *Tracker) Stop(ctx context.Context) {
 		users = append(users, u)
 	}
 	t.mu.Unlock()
-	for _, u := range users {
-		if ctx.Err() != nil {
-			break
-		}
-		t.reconcile(ctx, u)
+	// Concurrently: one by one, a slow answer per user (api-rest stopping at
+	// the same time, NATS reconnecting) added up to the whole shutdown
+	// deadline. Whatever is not announced within ctx is left to the other
+	// instances, which expire this instance's markers with its heartbeat.
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range min(len(users), stopWorkers) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for u := range work {
+				t.reconcile(ctx, u)
+			}
+		}()
 	}
+feed:
+	for _, u := range users {
+		select {
+		case work <- u:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
 	if err := t.kv.Delete(ctx, prefixInstance+t.opts.Instance); err != nil {
 		t.log.WithError(err).Warn("presence: could not remove instance heartbeat")
 	}

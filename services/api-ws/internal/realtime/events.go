@@ -234,17 +234,11 @@ func (s *Server) presenceQuery(ctx context.Context, c *hub.Conn, payload json.Ra
 			return nil, err
 		}
 	}
-	contacts, err := s.d.Contacts.Contacts(ctx, c.UserID)
+	// Each user's privacy setting decides (api-rest answers); anyone hidden
+	// reads as never seen, which reveals nothing about whether the id exists.
+	visible, err := s.d.RPC.PresenceVisible(ctx, c.UserID, p.UserIDs)
 	if err != nil {
 		return nil, err
-	}
-	// Only contacts (and oneself) are visible; anyone else reads as never
-	// seen, which reveals nothing about whether the id exists.
-	visible := make([]string, 0, len(p.UserIDs))
-	for _, id := range p.UserIDs {
-		if _, ok := slices.BinarySearch(contacts, id); ok || id == c.UserID {
-			visible = append(visible, id)
-		}
 	}
 	known := map[string]event.PresenceState{}
 	for _, st := range s.d.Presence.Query(visible) {

@@ -37,6 +37,13 @@ type RPC interface {
 	SendMessage(ctx context.Context, req event.SendMessageRequest) (json.RawMessage, error)
 	MarkRead(ctx context.Context, req event.MarkReadRequest) (json.RawMessage, error)
 	SessionActive(ctx context.Context, sessionID string) (bool, error)
+	// Session returns who owns a session ("" when it never existed) and
+	// whether it is live: a token is only good for a live session of its
+	// own subject (checked at connect and on auth.refresh).
+	Session(ctx context.Context, sessionID string) (owner string, live bool, err error)
+	// PresenceVisible returns those of userIDs whose presence viewerID may
+	// see by their privacy settings (presence.query).
+	PresenceVisible(ctx context.Context, viewerID string, userIDs []string) ([]string, error)
 }
 
 // Members checks membership and lists members (cached).
@@ -184,7 +191,9 @@ func token(auth json.RawMessage, hs *engineio.Handshake) string {
 // handler is the server as the Socket.IO layer sees it.
 type handler Server
 
-// Connect authenticates a socket and registers it with the hub.
+// Connect authenticates a socket and registers it with the hub. The token's
+// session must be live and belong to its subject: a token naming someone
+// else's or a made-up session is refused as invalid.
 func (h *handler) Connect(sock *socketio.Socket, auth json.RawMessage) *socketio.ConnectError {
 	s := (*Server)(h)
 	sess := sock.Session()
@@ -194,6 +203,12 @@ func (h *handler) Connect(sock *socketio.Socket, auth json.RawMessage) *socketio
 	}
 	if s.revoked(claims.SessionID) {
 		return s.refuse(messageUnauthorized, CodeSessionRevoked)
+	}
+	ctx, cancel := context.WithTimeout(s.base, s.opts.RPCTimeout)
+	defer cancel()
+	// revoked asked the same question moments ago: this is a cache hit.
+	if owner, _, err := s.d.RPC.Session(ctx, claims.SessionID); err == nil && owner != claims.UserID() {
+		return s.refuse(messageUnauthorized, CodeTokenInvalid)
 	}
 	if sess.OverLimit() {
 		return s.refuse(MessageRateLimited, CodeSocketsPerAddress)
@@ -219,22 +234,23 @@ func (s *Server) refuse(message, code string) *socketio.ConnectError {
 	return &socketio.ConnectError{Message: message, Data: map[string]any{"code": code}}
 }
 
-// revoked checks the local set, or api-rest while the set is not synced.
-// When neither can tell, the session is let in: the token is valid and
-// short-lived, and a revocation learnt later still kicks the socket.
+// revoked reports whether a session may not be used: revoked in the local
+// set, or not live (revoked, expired or never existed) by api-rest's answer.
+// When api-rest cannot answer, the local set decides and an unknown session
+// is let in: the token is valid and short-lived, and a revocation learnt
+// later still kicks the socket.
 func (s *Server) revoked(sessionID string) bool {
-	revoked, known := s.d.Revoked.Revoked(sessionID)
-	if revoked || known {
-		return revoked
+	if revoked, _ := s.d.Revoked.Revoked(sessionID); revoked {
+		return true
 	}
 	ctx, cancel := context.WithTimeout(s.base, s.opts.RPCTimeout)
 	defer cancel()
-	active, err := s.d.RPC.SessionActive(ctx, sessionID)
+	_, live, err := s.d.RPC.Session(ctx, sessionID)
 	if err != nil {
 		s.d.Log.WithError(err).Warn("session check unavailable; admitting a valid token")
 		return false
 	}
-	return !active
+	return !live
 }
 
 func conn(sock *socketio.Socket) (*hub.Conn, bool) {

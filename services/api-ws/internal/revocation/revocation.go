@@ -27,6 +27,8 @@ type Set struct {
 	ttl    time.Duration
 	now    func() time.Time
 	synced atomic.Bool
+	// rewatch makes the watcher start over (a recreated bucket).
+	rewatch chan struct{}
 
 	mu   sync.RWMutex
 	sids map[string]time.Time // sid → when the bucket forgets it
@@ -37,7 +39,7 @@ func New(ttl time.Duration) *Set {
 	if ttl <= 0 {
 		ttl = event.RevokedSessionsTTL
 	}
-	return &Set{ttl: ttl, now: time.Now, sids: map[string]time.Time{}}
+	return &Set{ttl: ttl, now: time.Now, sids: map[string]time.Time{}, rewatch: make(chan struct{}, 1)}
 }
 
 // Add records a revoked session (from the session.revoked event, which can
@@ -60,6 +62,16 @@ func (s *Set) Revoked(sessionID string) (revoked, known bool) {
 		return true, true
 	}
 	return false, s.synced.Load()
+}
+
+// Rewatch makes the watcher replay the bucket from its start, after the
+// bucket was lost and recreated (a watcher's cursor would otherwise wait
+// beyond the new bucket's sequences).
+func (s *Set) Rewatch() {
+	select {
+	case s.rewatch <- struct{}{}:
+	default:
+	}
 }
 
 // Synced reports whether the watcher has replayed the bucket.
@@ -127,6 +139,8 @@ func (s *Set) follow(ctx context.Context, w jetstream.KeyWatcher, tick <-chan ti
 			return
 		case <-tick:
 			s.Expire()
+		case <-s.rewatch:
+			return
 		case e, ok := <-w.Updates():
 			if !ok {
 				return

@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -21,12 +23,30 @@ import (
 // ErrUnavailable means api-rest did not answer (no responders, timeout, NATS down).
 var ErrUnavailable = errors.New("api-rest unavailable")
 
+// SessionCacheTTL is how long a Session answer is reused. Connects come in
+// bursts after a deploy or a network blip; a revocation inside the window is
+// still enforced by the revoked-sessions set, which api-ws checks first.
+const SessionCacheTTL = 5 * time.Second
+
+// maxSessionsCached bounds the cache; when full it is emptied (it is a cache).
+const maxSessionsCached = 100_000
+
 // Client makes the calls.
 type Client struct {
 	nc      *nats.Conn
 	subj    event.Subjects
 	timeout time.Duration
 	m       *metrics.Metrics
+	now     func() time.Time
+
+	mu       sync.Mutex
+	sessions map[string]sessionAnswer
+}
+
+type sessionAnswer struct {
+	owner string
+	live  bool
+	until time.Time
 }
 
 // New returns a client; timeout bounds each call (event.DefaultRPCTimeout if 0).
@@ -34,7 +54,7 @@ func New(nc *nats.Conn, subj event.Subjects, timeout time.Duration, m *metrics.M
 	if timeout <= 0 {
 		timeout = event.DefaultRPCTimeout
 	}
-	return &Client{nc: nc, subj: subj, timeout: timeout, m: m}
+	return &Client{nc: nc, subj: subj, timeout: timeout, m: m, now: time.Now, sessions: map[string]sessionAnswer{}}
 }
 
 // Call sends req to the named call and decodes the answer into out. A failed
@@ -51,7 +71,7 @@ func (c *Client) Call(ctx context.Context, name event.RPCName, req, out any) err
 	c.m.RPCDuration.WithLabelValues(string(name)).Observe(time.Since(start).Seconds())
 	if err != nil {
 		c.m.RPCErrors.WithLabelValues(string(name), event.CodeUnavailable).Inc()
-		return fmt.Errorf("rpc %s: %w: %v", name, ErrUnavailable, err)
+		return fmt.Errorf("rpc %s: %w: %w", name, ErrUnavailable, err)
 	}
 	if err := event.DecodeReply(msg.Data, out); err != nil {
 		var re *event.RPCError
@@ -93,9 +113,63 @@ func (c *Client) Contacts(ctx context.Context, userID string) ([]string, error) 
 	return out.UserIDs, err
 }
 
+// PresenceVisible returns those of userIDs whose presence viewerID may see
+// (each user's presence setting decides; api-rest answers).
+//
+// An api-rest from before presence privacy has no responder for the call;
+// then the rule of that time applies (the viewer's contacts and oneself), so a
+// rolling deploy that updates api-ws first keeps presence.query working.
+func (c *Client) PresenceVisible(ctx context.Context, viewerID string, userIDs []string) ([]string, error) {
+	var out event.PresenceVisibleReply
+	err := c.Call(ctx, event.RPCPresenceVisible, event.PresenceVisibleRequest{UserID: viewerID, UserIDs: userIDs}, &out)
+	if !errors.Is(err, nats.ErrNoResponders) {
+		return out.UserIDs, err
+	}
+	contacts, err := c.Contacts(ctx, viewerID)
+	if err != nil {
+		return nil, err
+	}
+	visible := make([]string, 0, len(userIDs))
+	for _, id := range userIDs {
+		if id == viewerID || slices.Contains(contacts, id) {
+			visible = append(visible, id)
+		}
+	}
+	return visible, nil
+}
+
 // SessionActive asks whether a session is still active.
 func (c *Client) SessionActive(ctx context.Context, sessionID string) (bool, error) {
 	var out event.SessionReply
 	err := c.Call(ctx, event.RPCSessionActive, event.SessionRequest{SessionID: sessionID}, &out)
 	return out.Active, err
+}
+
+// Session asks who owns a session and whether it is live; owner is "" for a
+// session that never existed. Answers are reused for SessionCacheTTL; errors
+// are not cached. An api-rest too old to name the owner answers a live
+// session without one: that is ErrUnavailable, so callers fall back to what
+// they did before session binding.
+func (c *Client) Session(ctx context.Context, sessionID string) (owner string, live bool, err error) {
+	now := c.now()
+	c.mu.Lock()
+	a, ok := c.sessions[sessionID]
+	c.mu.Unlock()
+	if ok && now.Before(a.until) {
+		return a.owner, a.live, nil
+	}
+	var out event.SessionReply
+	if err := c.Call(ctx, event.RPCSessionActive, event.SessionRequest{SessionID: sessionID}, &out); err != nil {
+		return "", false, err
+	}
+	if out.Active && out.UserID == "" {
+		return "", false, fmt.Errorf("rpc %s: %w: the answer names no owner", event.RPCSessionActive, ErrUnavailable)
+	}
+	c.mu.Lock()
+	if len(c.sessions) >= maxSessionsCached {
+		clear(c.sessions)
+	}
+	c.sessions[sessionID] = sessionAnswer{owner: out.UserID, live: out.Active, until: now.Add(SessionCacheTTL)}
+	c.mu.Unlock()
+	return out.UserID, out.Active, nil
 }

@@ -1,0 +1,208 @@
+package reference_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/chat5202ol/mop/pkg/reference"
+)
+
+func root(t *testing.T) string {
+	t.Helper()
+	path, err := reference.Find()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Dir(filepath.Dir(path))
+}
+
+func load(t *testing.T) *reference.Doc {
+	t.Helper()
+	doc, err := reference.Load(filepath.Join(root(t), "docs", "reference.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+func TestQueryNames(t *testing.T) {
+	for _, tc := range []struct{ expr, want string }{
+		{`sum(rate(mop_http_requests_total{status=~"5.."}[5m]))`, "mop_http_requests_total"},
+		{`mop:ws_connections:sum > scalar(mop:threshold:ws_connections_total_high)`, ""},
+		{`up{job=~"mop-.*"} == 0`, "up"},
+		{`histogram_quantile(0.99, sum by (le) (rate(mop_ws_fanout_duration_seconds_bucket[5m])))`, "mop_ws_fanout_duration_seconds_bucket"},
+		{`process_resident_memory_bytes > on(job) go_gc_gomemlimit_bytes{route="mop_fake_in_label"}`, "go_gc_gomemlimit_bytes process_resident_memory_bytes"},
+	} {
+		if got := strings.Join(reference.QueryNames(tc.expr), " "); got != tc.want {
+			t.Errorf("QueryNames(%q) = %q, want %q", tc.expr, got, tc.want)
+		}
+	}
+}
+
+func TestCheckMetricsBothWays(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "reference.md")
+	doc := "## Metrics\n### svc\n| metric | type | labels | meaning |\n|---|---|---|---|\n" +
+		"| `a_total` | counter | `x` | a |\n| `b` | gauge | — | b |\n| `go_*` | — | — | runtime |\n"
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := reference.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "a_total", Help: "a"}, []string{"x"})
+	b := prometheus.NewGauge(prometheus.GaugeOpts{Name: "b", Help: "b"})
+	goMetric := prometheus.NewGauge(prometheus.GaugeOpts{Name: "go_anything", Help: "g"})
+	wrongLabels := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "a_total", Help: "a"}, []string{"y"})
+	extra := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "c_seconds", Help: "c"})
+	for _, tc := range []struct {
+		name   string
+		cs     []prometheus.Collector
+		source []string
+		want   []string // substrings, one per problem
+	}{
+		{"in sync", []prometheus.Collector{a, b, goMetric}, nil, nil},
+		{"documented, not exported", []prometheus.Collector{a}, nil, []string{"metric b is in reference.md"}},
+		{"exported, not documented", []prometheus.Collector{a, b, extra}, nil, []string{"metric c_seconds (histogram) is exported"}},
+		{"registered in source only", []prometheus.Collector{a, b}, []string{"mop_new"}, []string{"metric mop_new is registered in code"}},
+		{"source name counts as exported", []prometheus.Collector{a}, []string{"b"}, nil},
+		{"labels differ", []prometheus.Collector{wrongLabels, b}, nil, []string{"metric a_total: reference.md lists labels [x], code has [y]"}},
+	} {
+		code, err := reference.Collect(tc.cs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := d.CheckMetrics([]string{"svc"}, code, tc.source)
+		if len(got) != len(tc.want) {
+			t.Errorf("%s: problems %q, want %d", tc.name, got, len(tc.want))
+			continue
+		}
+		for i, w := range tc.want {
+			if !strings.Contains(got[i], w) {
+				t.Errorf("%s: problem %q, want it to contain %q", tc.name, got[i], w)
+			}
+		}
+	}
+}
+
+// TestRulesUseDocumentedMetrics: every metric an alert or recording rule
+// reads is in the reference (which the services' tests hold to the code), so
+// a renamed metric cannot leave an alert silently matching nothing.
+func TestRulesUseDocumentedMetrics(t *testing.T) {
+	doc := load(t)
+	files, _ := filepath.Glob(filepath.Join(root(t), "deploy", "prometheus", "rules", "*.yml"))
+	if len(files) == 0 {
+		t.Fatal("no rule files")
+	}
+	var names []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if l := strings.TrimSpace(line); strings.HasPrefix(l, "#") || strings.HasPrefix(l, "summary:") {
+				continue
+			}
+			names = append(names, reference.QueryNames(line)...)
+		}
+	}
+	if !slices.Contains(names, "mop_ws_connections") {
+		t.Fatalf("rules read %v: the scan is broken", names)
+	}
+	for _, n := range names {
+		if !doc.Documented(n) {
+			t.Errorf("rules read %s, which is not a documented metric", n)
+		}
+	}
+}
+
+// TestAlertsDocumented: every alert of the rules has a row in monitoring.md.
+func TestAlertsDocumented(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(root(t), "deploy", "prometheus", "rules", "mop.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	guide, err := os.ReadFile(filepath.Join(root(t), "docs", "monitoring.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alerts := regexp.MustCompile(`(?m)^\s*- alert: (\w+)`).FindAllSubmatch(b, -1)
+	if len(alerts) < 10 {
+		t.Fatalf("found %d alerts", len(alerts))
+	}
+	for _, a := range alerts {
+		if !strings.Contains(string(guide), "| `"+string(a[1])+"` |") {
+			t.Errorf("alert %s has no row in docs/monitoring.md", a[1])
+		}
+	}
+}
+
+// TestDashboardsUseDocumentedMetrics: every query of every dashboard under
+// deploy/grafana reads documented metrics or recording rules of mop.yml.
+func TestDashboardsUseDocumentedMetrics(t *testing.T) {
+	doc := load(t)
+	rules, err := os.ReadFile(filepath.Join(root(t), "deploy", "prometheus", "rules", "mop.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(root(t), "deploy", "grafana", "*.json"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dash any
+		if err := json.Unmarshal(b, &dash); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		exprs := collectExprs(dash)
+		if len(exprs) == 0 {
+			t.Errorf("%s: no queries", f)
+		}
+		for _, e := range exprs {
+			names := reference.QueryNames(e)
+			for _, rule := range regexp.MustCompile(`mop:[a-z0-9_:]+`).FindAllString(e, -1) {
+				if !strings.Contains(string(rules), "record: "+rule+"\n") {
+					t.Errorf("%s: query %q uses recording rule %s, not in mop.yml", filepath.Base(f), e, rule)
+				}
+				names = append(names, rule)
+			}
+			if len(names) == 0 {
+				t.Errorf("%s: query %q reads no metric", filepath.Base(f), e)
+			}
+			for _, n := range names {
+				if !strings.Contains(n, ":") && !doc.Documented(n) {
+					t.Errorf("%s: query %q reads %s, which the services do not export", filepath.Base(f), e, n)
+				}
+			}
+		}
+	}
+}
+
+func collectExprs(v any) []string {
+	var out []string
+	switch x := v.(type) {
+	case map[string]any:
+		for k, val := range x {
+			if s, ok := val.(string); ok && k == "expr" {
+				out = append(out, s)
+				continue
+			}
+			out = append(out, collectExprs(val)...)
+		}
+	case []any:
+		for _, val := range x {
+			out = append(out, collectExprs(val)...)
+		}
+	}
+	return out
+}
