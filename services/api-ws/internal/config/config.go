@@ -63,7 +63,7 @@ type Config struct {
 	MaxSocketsPerAddress int `env:"WS_MAX_SOCKETS_PER_ADDRESS" envDefault:"1000"`
 	// TrustedProxies may name the client address with X-Forwarded-For (the
 	// nginx in front); the default trusts loopback only.
-	TrustedProxies []string `env:"TRUSTED_PROXIES" envDefault:"127.0.0.0/8,::1/128" envSeparator:","`
+	TrustedProxies []string `env:"TRUSTED_PROXIES" envDefault:"127.0.0.1,::1" envSeparator:","`
 	// DrainTimeout bounds the graceful drain on SIGTERM: sockets are closed
 	// gradually over this period so clients reconnect elsewhere.
 	DrainTimeout time.Duration `env:"DRAIN_TIMEOUT" envDefault:"10s"`
@@ -224,9 +224,9 @@ func (c *Config) Validate() error {
 			c.MaxSocketsPerUser, c.MaxSocketsPerAddress))
 	}
 	for _, p := range c.TrustedProxies {
-		if _, err := netip.ParsePrefix(strings.TrimSpace(p)); err != nil {
-			errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %q is not a CIDR prefix", p))
-		} else if c.Mode == config.Production && netip.MustParsePrefix(strings.TrimSpace(p)).Bits() == 0 {
+		if pfx, ok := parseProxy(p); !ok {
+			errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %q is not an IP or CIDR prefix", p))
+		} else if c.Mode == config.Production && pfx.Bits() == 0 {
 			errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %q trusts every address", p))
 		}
 	}
@@ -248,9 +248,19 @@ func (c *Config) Validate() error {
 func (c *Config) TrustedProxyPrefixes() []netip.Prefix {
 	var out []netip.Prefix
 	for _, p := range c.TrustedProxies {
-		if pfx, err := netip.ParsePrefix(strings.TrimSpace(p)); err == nil {
+		if pfx, ok := parseProxy(p); ok {
 			out = append(out, pfx)
 		}
 	}
 	return out
+}
+
+// parseProxy reads an IP (a one-address prefix) or a CIDR prefix.
+func parseProxy(s string) (netip.Prefix, bool) {
+	s = strings.TrimSpace(s)
+	if ip, err := netip.ParseAddr(s); err == nil {
+		return netip.PrefixFrom(ip, ip.BitLen()), true
+	}
+	pfx, err := netip.ParsePrefix(s)
+	return pfx.Masked(), err == nil
 }
