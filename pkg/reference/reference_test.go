@@ -188,6 +188,75 @@ func TestDashboardsUseDocumentedMetrics(t *testing.T) {
 	}
 }
 
+// TestDashboardLint: the structure Grafana needs to import the dashboards
+// anywhere: a uid, the datasource as a variable (no instance-specific uid),
+// unique panel ids, a grid inside 24 columns, panels with queries.
+func TestDashboardLint(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(root(t), "deploy", "grafana", "*.json"))
+	if len(files) == 0 {
+		t.Fatal("no dashboards in deploy/grafana")
+	}
+	type target struct {
+		RefID, Expr string
+		Datasource  struct{ UID string }
+	}
+	type panel struct {
+		ID          int
+		Type, Title string
+		Datasource  struct{ UID string }
+		GridPos     struct{ H, W, X, Y int }
+		Targets     []target
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d struct {
+			UID        string
+			Title      string
+			Templating struct{ List []struct{ Name, Type string } }
+			Panels     []panel
+		}
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		name := filepath.Base(f)
+		if d.UID == "" || d.Title == "" {
+			t.Errorf("%s: uid and title are required", name)
+		}
+		if !slices.ContainsFunc(d.Templating.List, func(v struct{ Name, Type string }) bool {
+			return v.Name == "datasource" && v.Type == "datasource"
+		}) {
+			t.Errorf("%s: no datasource variable", name)
+		}
+		ids := map[int]bool{}
+		for _, p := range d.Panels {
+			if ids[p.ID] {
+				t.Errorf("%s: panel id %d used twice", name, p.ID)
+			}
+			ids[p.ID] = true
+			g := p.GridPos
+			if g.W < 1 || g.H < 1 || g.X < 0 || g.X+g.W > 24 {
+				t.Errorf("%s: panel %q outside the 24-column grid: %+v", name, p.Title, g)
+			}
+			if p.Type == "row" {
+				continue
+			}
+			if p.Datasource.UID != "${datasource}" || len(p.Targets) == 0 {
+				t.Errorf("%s: panel %q needs the ${datasource} variable and at least one query", name, p.Title)
+			}
+			refs := map[string]bool{}
+			for _, q := range p.Targets {
+				if q.RefID == "" || refs[q.RefID] || q.Expr == "" || q.Datasource.UID != "${datasource}" {
+					t.Errorf("%s: panel %q: query %+v needs a unique refId, an expr and the datasource variable", name, p.Title, q)
+				}
+				refs[q.RefID] = true
+			}
+		}
+	}
+}
+
 func collectExprs(v any) []string {
 	var out []string
 	switch x := v.(type) {

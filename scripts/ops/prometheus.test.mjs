@@ -5,7 +5,7 @@
 // socket.io-client sockets connect and send; the test reads Prometheus's HTTP
 // API only: targets up, the connection-count and message-rate series move
 // with the load and back, and MopWsConnectionsHigh fires for the instance
-// over the limit and for no other.
+// over the limit and for no other; every query of the Grafana dashboard runs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -128,6 +128,19 @@ scrape_configs:
     (await prom.scalar('mop:messages_sent:rate5m')) > 0 && (await prom.scalar('mop:messages_delivered:rate5m')) > 0, 30000);
   const restSends = await prom.scalar('sum(mop_http_requests_total{job="mop-api-rest",method="POST",route="/api/v1/conversations/:id/messages",status="201"})');
   assert.ok(restSends > 0, `REST sends counted (${restSends})`);
+
+  // The dashboard: every query is valid PromQL for this Prometheus, the core panels show data.
+  const dash = JSON.parse(readFileSync(path.join(root, 'deploy/grafana/mop.json'), 'utf8'));
+  const core = ['Sockets per instance', 'Messages per second', 'Fan-out time', 'Stream events behind, per instance',
+    'Outbox rows waiting', 'Requests per second, by status', 'api-ws resident memory and soft limit'];
+  const withData = new Set();
+  for (const p of dash.panels.filter((x) => x.targets)) {
+    for (const q of p.targets) {
+      const expr = q.expr.replaceAll('$__rate_interval', '1m').replaceAll('$instance', '.*');
+      if ((await prom.query(expr)).length > 0) withData.add(p.title);
+    }
+  }
+  for (const title of core) assert.ok(withData.has(title), `dashboard panel "${title}" shows data`);
 
   // MopWsConnectionsHigh: pending at once, firing after its `for: 1m`, only for api-ws-1.
   await waitFor('MopWsConnectionsHigh pending or firing', async () => (await prom.alerts('MopWsConnectionsHigh')).length > 0, 30000);
