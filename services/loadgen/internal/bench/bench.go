@@ -269,7 +269,7 @@ func (r *run) runMop(ctx context.Context) {
 	env := &scenario.Env{Server: ws, MetricsURL: "http://" + ws.Addr + "/metrics",
 		Sources: swarm.Sources(r.cfg.Profile.Sources), Log: r.cfg.Log, Kill: ws.Kill, Restart: ws.Restart,
 		Sys: target.NewMop(target.MopOptions{RESTURL: "http://" + rest.Addr, WSURL: "http://" + ws.Addr,
-			Parallel: 16, Minter: r.minter})}
+			Parallel: 16})}
 	env.Tap = r.tap
 	var atPeak func(context.Context)
 	var duringFanout func(context.Context, time.Duration)

@@ -7,7 +7,6 @@ import (
 
 	"github.com/chat5202ol/mop/services/loadgen/internal/probe"
 	"github.com/chat5202ol/mop/services/loadgen/internal/swarm"
-	"github.com/chat5202ol/mop/services/loadgen/internal/target"
 )
 
 // IdleOptions sizes the idle scenario.
@@ -33,16 +32,13 @@ type IdleResult struct {
 	LastError   string     `json:"last_error,omitempty"`
 }
 
-// Idle holds o.Conns authenticated connections (tokens minted: no accounts
-// needed for a connection that only sits there) and samples the server's
-// memory as they come up.
+// Idle holds o.Conns authenticated connections, one user each, and samples
+// the server's memory as they come up. The users are real accounts where
+// the system checks sessions (mop binds a token to a live session of its
+// user), minted tokens where it does not (the Node.js reference).
 func Idle(ctx context.Context, env *Env, o IdleOptions) (IdleResult, error) {
 	res := IdleResult{Conns: o.Conns}
-	minter, ok := env.Sys.(target.Minter)
-	if !ok {
-		return res, fmt.Errorf("idle: %s cannot mint tokens", env.Sys.Name())
-	}
-	users, err := minter.Mint(o.Conns)
+	users, err := env.Sys.Users(ctx, o.Conns)
 	if err != nil {
 		return res, fmt.Errorf("idle: %w", err)
 	}

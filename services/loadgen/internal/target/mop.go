@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 
 	"github.com/oklog/ulid/v2"
-
-	"github.com/chat5202ol/mop/pkg/auth"
 )
 
 // Mop drives api-rest and api-ws.
@@ -19,7 +17,6 @@ type Mop struct {
 	run      string // unique per harness run: usernames must not collide
 	next     atomic.Int64
 	parallel int
-	minter   *auth.Authority
 }
 
 // MopOptions locates a running mop stack.
@@ -27,9 +24,6 @@ type MopOptions struct {
 	RESTURL  string // http://127.0.0.1:port (without /api/v1)
 	WSURL    string // http://127.0.0.1:port of api-ws
 	Parallel int    // concurrent setup requests (registrations)
-	// Minter signs tokens with the stack's JWT key for connections that need
-	// no account (idle); nil: Mint is unsupported.
-	Minter *auth.Authority
 }
 
 // NewMop returns the adapter for a mop stack.
@@ -38,7 +32,7 @@ func NewMop(o MopOptions) *Mop {
 		o.Parallel = 8
 	}
 	return &Mop{rest: newHTTP(o.RESTURL+"/api/v1", o.Parallel*4), wsURL: SocketURL(o.WSURL),
-		run: ulid.Make().String()[20:], parallel: o.Parallel, minter: o.Minter}
+		run: ulid.Make().String()[20:], parallel: o.Parallel}
 }
 
 // SocketURL turns http://host:port into the Engine.IO v4 WebSocket URL.
@@ -105,30 +99,6 @@ func (m *Mop) Users(ctx context.Context, n int) ([]User, error) {
 	default:
 	}
 	return users, ctx.Err()
-}
-
-// Mint signs n tokens for fresh user ids without accounts: what api-rest
-// would issue at login, minus the database row. api-ws only verifies the
-// token, so for holding idle connections this is equivalent and avoids
-// n registrations.
-func (m *Mop) Mint(n int) ([]User, error) {
-	if m.minter == nil {
-		return nil, fmt.Errorf("mint: %w", ErrUnsupported)
-	}
-	return mint(m.minter, n)
-}
-
-func mint(a *auth.Authority, n int) ([]User, error) {
-	out := make([]User, n)
-	for i := range out {
-		id := ulid.Make().String()
-		tok, _, err := a.Issue(id, ulid.Make().String())
-		if err != nil {
-			return nil, fmt.Errorf("mint: %w", err)
-		}
-		out[i] = User{ID: id, Token: tok}
-	}
-	return out, nil
 }
 
 // addBatch keeps a member list under the 1 MiB body limit the bench gives

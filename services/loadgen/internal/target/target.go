@@ -53,12 +53,6 @@ type System interface {
 	History(ctx context.Context, g Group, u User, afterSeq int64) ([]Message, error)
 }
 
-// Minter is a System that can hand out tokens for users without accounts
-// (cheap identities for holding idle connections).
-type Minter interface {
-	Mint(n int) ([]User, error)
-}
-
 // httpJSON is a small JSON-over-HTTP client shared by both adapters.
 type httpJSON struct {
 	base string
