@@ -14,7 +14,7 @@ LDFLAGS := -s -w \
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
 
-.PHONY: all build run web test test-go test-pg test-ws test-conformance test-web test-edge test-bench-smoke test-ops test-ops-rules test-ops-backup test-ops-prometheus bench lint fmt clean
+.PHONY: all build run web test test-go test-fuzz test-pg test-ws test-conformance test-web test-edge test-bench-smoke test-ops test-ops-rules test-ops-backup test-ops-prometheus bench lint fmt clean
 
 all: build
 
@@ -50,10 +50,14 @@ web:
 	else echo "npm not found: skipping the web client build (REST and Socket.IO still run)"; fi
 
 # Every suite. CI (.ci/run) installs the tools first, then runs this.
-test: lint test-go test-pg test-ws test-conformance test-web test-edge test-bench-smoke test-ops
+test: lint test-go test-fuzz test-pg test-ws test-conformance test-web test-edge test-bench-smoke test-ops
 
 test-go:
 	GO=$(GO) ./scripts/ci/go-test.sh
+
+# Every fuzz target for a few seconds (FUZZ_TIME) beyond its seed corpus.
+test-fuzz:
+	GO=$(GO) ./scripts/ci/fuzz.sh
 
 # The store suite against a real PostgreSQL; fails (never skips) when it is missing.
 test-pg:
