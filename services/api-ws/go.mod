@@ -6,7 +6,6 @@ require (
 	github.com/chat5202ol/mop/pkg v0.0.0
 	github.com/gin-gonic/gin v1.12.0
 	github.com/gobwas/ws v1.5.0
-	github.com/gorilla/websocket v1.5.3
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -20,7 +21,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gorilla/websocket"
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 )
 
 // Options describe how to dial.
@@ -50,7 +52,8 @@ func (e *ConnectError) Error() string {
 
 // Client is one connection.
 type Client struct {
-	ws  *websocket.Conn
+	ws  net.Conn
+	rw  io.ReadWriter // ws, behind whatever the handshake read ahead
 	eio int
 
 	wmu    sync.Mutex
@@ -90,7 +93,7 @@ func Dial(ctx context.Context, base string, o Options) (*Client, error) {
 		q.Set(k, v)
 	}
 	u.RawQuery = q.Encode()
-	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	d := ws.Dialer{Timeout: 5 * time.Second, Header: ws.HandshakeHeaderHTTP(o.Header)}
 	if o.ReadBuffer > 0 {
 		// Set before connect so the advertised window stays small.
 		nd := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
@@ -102,25 +105,28 @@ func Dial(ctx context.Context, base string, o Options) (*Client, error) {
 			}
 			return serr
 		}}
-		d.NetDialContext = nd.DialContext
-		d.ReadBufferSize = 512
+		d.NetDial = nd.DialContext
 	}
-	ws, resp, err := d.DialContext(ctx, u.String(), o.Header)
+	conn, br, _, err := d.Dial(ctx, u.String())
 	if err != nil {
-		if resp != nil {
-			return nil, fmt.Errorf("dial: %w (status %d)", err, resp.StatusCode)
-		}
-		return nil, fmt.Errorf("dial: %w", err)
+		return nil, fmt.Errorf("dial: %w", err) // a refused upgrade names its status
+	}
+	rw := io.ReadWriter(conn)
+	if br != nil {
+		rw = struct {
+			io.Reader
+			io.Writer
+		}{io.MultiReader(br, conn), conn}
 	}
 	c := &Client{
-		ws: ws, eio: o.EIO, acks: map[uint64]chan json.RawMessage{},
+		ws: conn, rw: rw, eio: o.EIO, acks: map[uint64]chan json.RawMessage{},
 		Events: make(chan Event, 4096), connected: make(chan error, 1),
 		disconnected: make(chan struct{}), closed: make(chan struct{}), quit: make(chan struct{}),
 	}
 	// Engine.IO open packet.
-	_, open, err := ws.ReadMessage()
+	open, _, err := wsutil.ReadServerData(rw)
 	if err != nil || len(open) == 0 || open[0] != '0' {
-		ws.Close()
+		conn.Close()
 		return nil, fmt.Errorf("engine.io open: %q %v", open, err)
 	}
 	go c.read()
@@ -149,7 +155,7 @@ func (c *Client) write(s string) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	_ = c.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	return c.ws.WriteMessage(websocket.TextMessage, []byte(s))
+	return wsutil.WriteClientText(c.ws, []byte(s))
 }
 
 // WriteRaw sends an Engine.IO text frame as is (malformed-input tests).
@@ -169,7 +175,7 @@ func (c *Client) read() {
 			_ = c.ws.Close()
 			return
 		}
-		_, msg, err := c.ws.ReadMessage()
+		msg, _, err := wsutil.ReadServerData(c.rw)
 		if err != nil {
 			return
 		}
