@@ -43,13 +43,16 @@ func (s *Server) pollGet(w http.ResponseWriter, r *http.Request, sess *Session) 
 		}
 		sess.mu.Lock()
 	}
-	frames := sess.takeAllLocked()
+	var frames []*Frame
+	if sess.transport == transportPolling {
+		frames = sess.takeAllLocked()
+	} // else upgraded meanwhile: the queue is the WebSocket's now
 	// What was queued goes out first; the close packet once nothing is left
 	// (a closing session's next poll gets it), a noop when the client
-	// itself closed.
+	// itself closed or the session moved to WebSocket.
 	ending := sess.state != stateOpen && len(frames) == 0
 	switch {
-	case sess.noop || ending && sess.byClient:
+	case sess.noop || ending && sess.byClient || sess.transport != transportPolling && !ending:
 		sess.noop = false
 		frames = append(frames, frameNoop)
 	case ending:

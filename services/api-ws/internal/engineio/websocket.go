@@ -189,8 +189,7 @@ func (s *Session) flush(iov *[][]byte, wait bool) {
 			closing := s.state == stateClosing
 			s.mu.Unlock()
 			if closing {
-				c.tryWrite(wsControl(opClose, closeBody(1000, "")))
-				s.Close(s.reason)
+				s.Close("") // the closing reason stands; writes the close frame (no writer owns the connection now)
 			}
 			return
 		}
@@ -317,8 +316,7 @@ func (s *Server) onProbe(sess *Session, c *wsConn, data []byte) bool {
 		}
 		sess.probing, sess.upgradeBy = nil, 0
 		sess.transport, sess.ws = transportWebSocket, c
-		sess.noop = true
-		if sess.pollWake != nil { // a poll still pending gets its noop
+		if sess.pollWake != nil { // a poll still pending gets a noop
 			close(sess.pollWake)
 			sess.pollWake = nil
 		}
