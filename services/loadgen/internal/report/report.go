@@ -92,11 +92,11 @@ func Markdown(r *bench.Report, plots []string) string {
 			n, nc = node.Idle.KBPerConn, node.Idle.Connected
 		}
 		rows = append(rows,
-			// The 50,000 target is judged only when the profile asked for it.
-			row{"idle: connections held", ">= 50,000", fmt.Sprint(mc), fmt.Sprint(nc), "",
-				verdict(mc >= 50000, mop.Idle != nil && mop.Idle.Conns >= 50000)},
-			row{"idle: KB per connection (RSS)", "<= 15", f1(m), f1(n), ratio(m, n, mop.Idle != nil && node.Idle != nil),
-				verdict(m <= 15, mop.Idle != nil && mc > 0)})
+			// 19,000 is what the descriptor limit of the test machines allows.
+			row{"idle: connections held", ">= 19,000", fmt.Sprint(mc), fmt.Sprint(nc), "",
+				verdict(mc >= 19000, mop.Idle != nil && mop.Idle.Conns >= 19000)},
+			row{"idle: KB per connection (RSS)", "<= 8", f1(m), f1(n), ratio(m, n, mop.Idle != nil && node.Idle != nil),
+				verdict(m <= 8, mop.Idle != nil && mc > 0)})
 		var mr, nr float64
 		if mop.Idle != nil {
 			mr = mop.Idle.ConnectRate
@@ -116,9 +116,15 @@ func Markdown(r *bench.Report, plots []string) string {
 		if node.Burst != nil {
 			n, members = node.Burst.Median, node.Burst.Members
 		}
-		// Latency targets are for 5,000 members; a smaller group is shown, not judged.
-		rows = append(rows, row{fmt.Sprintf("burst: 1 message to %d, time to last (median ms)", members), "<= 50 (5,000)",
-			f1(m), f1(n), ratio(m, n, mop.Burst != nil && node.Burst != nil), verdict(m <= 50, mop.Burst != nil && members >= 5000)})
+		// Latency targets are ratios to Node in the same run (the generator
+		// shares the cores), for 5,000 members; a smaller group is shown, not judged.
+		both := mop.Burst != nil && node.Burst != nil
+		rows = append(rows, row{fmt.Sprintf("burst: 1 message to %d, time to last (median ms)", members), "<= 0.5x Node",
+			f1(m), f1(n), ratio(m, n, both), verdict(m <= 0.5*n, both && members >= 5000)})
+		if mop.Burst != nil && mop.Burst.FanoutMeanMs > 0 {
+			rows = append(rows, row{fmt.Sprintf("burst: mop_ws_fanout_duration_seconds, one event to %d sockets (mean ms)", members),
+				"<= 20", fmt.Sprintf("%.2f", mop.Burst.FanoutMeanMs), "", "", verdict(mop.Burst.FanoutMeanMs <= 20, members >= 5000)})
+		}
 	}
 	if mop.Fanout != nil || node.Fanout != nil {
 		get := func(f *bench.Result) (p50, p99, max, dps float64, lost, dup int64, ok bool) {
@@ -137,9 +143,10 @@ func Markdown(r *bench.Report, plots []string) string {
 			}
 		}
 		what := fmt.Sprintf("fan-out %.0f/s to %d", rate, members)
+		judged := mok && nok && members >= 5000
 		rows = append(rows,
-			row{what + ": p50 ms", "", f1(m50), f1(n50), ratio(m50, n50, mok && nok), ""},
-			row{what + ": p99 ms", "<= 50 (5,000)", f1(m99), f1(n99), ratio(m99, n99, mok && nok), verdict(m99 <= 50, mok && members >= 5000)},
+			row{what + ": p50 ms", "<= Node", f1(m50), f1(n50), ratio(m50, n50, mok && nok), verdict(m50 <= n50, judged)},
+			row{what + ": p99 ms", "<= Node", f1(m99), f1(n99), ratio(m99, n99, mok && nok), verdict(m99 <= n99, judged)},
 			row{what + ": max ms", "", f1(mmax), f1(nmax), ratio(mmax, nmax, mok && nok), ""},
 			row{what + ": deliveries/s", "", fmt.Sprintf("%.0f", mdps), fmt.Sprintf("%.0f", ndps), ratio(mdps, ndps, mok && nok), ""},
 			row{what + ": lost / duplicated", "0 / 0", fmt.Sprintf("%d / %d", ml, md), fmt.Sprintf("%d / %d", nl, nd), "",
@@ -153,6 +160,15 @@ func Markdown(r *bench.Report, plots []string) string {
 		if mok {
 			rows = append(rows, row{what + ": server CPU (cores)", "", fmt.Sprintf("%.2f", mop.Fanout.ServerCores),
 				fmt.Sprintf("%.2f", nodeCores(node)), "", ""})
+			// CPU time of the server process over the step, per delivery.
+			per := func(cores, dps float64) float64 {
+				if dps == 0 {
+					return 0
+				}
+				return cores * 1e6 / dps
+			}
+			mu, nu := per(mop.Fanout.ServerCores, mdps), per(nodeCores(node), ndps)
+			rows = append(rows, row{what + ": server CPU µs per delivery", "", f1(mu), f1(nu), ratio(mu, nu, nok && nu > 0), ""})
 		}
 	}
 	if mop.Ramp != nil || node.Ramp != nil {
@@ -163,8 +179,9 @@ func Markdown(r *bench.Report, plots []string) string {
 		if node.Ramp != nil {
 			n = node.Ramp.Sustained
 		}
-		rows = append(rows, row{"sustained fan-out before shedding (deliveries/s)", ">= 150,000", fmt.Sprintf("%.0f", m),
-			fmt.Sprintf("%.0f", n), ratio(m, n, mop.Ramp != nil && node.Ramp != nil), verdict(m >= 150000, mop.Ramp != nil)})
+		both := mop.Ramp != nil && node.Ramp != nil
+		rows = append(rows, row{"sustained fan-out before shedding (deliveries/s)", ">= 2x Node", fmt.Sprintf("%.0f", m),
+			fmt.Sprintf("%.0f", n), ratio(m, n, both), verdict(m >= 2*n, both)})
 	}
 	if mop.Overload != nil || node.Overload != nil {
 		show := func(o *bench.Result) string {
@@ -173,8 +190,8 @@ func Markdown(r *bench.Report, plots []string) string {
 			}
 			return fmt.Sprintf("%.2fx (%.0f MB), alive=%v", o.Overload.RSSRatio, float64(o.Overload.MaxRSS)/1e6, o.Overload.Alive)
 		}
-		ok := mop.Overload != nil && mop.Overload.RSSRatio < 2 && mop.Overload.Alive
-		rows = append(rows, row{"overload: max RSS / idle RSS", "< 2", show(mop), show(node), "", verdict(ok, mop.Overload != nil)})
+		ok := mop.Overload != nil && mop.Overload.RSSRatio <= 1.5 && mop.Overload.Alive
+		rows = append(rows, row{"overload: max RSS / idle RSS", "<= 1.5", show(mop), show(node), "", verdict(ok, mop.Overload != nil)})
 		if mop.Overload != nil {
 			o := mop.Overload
 			rows = append(rows, row{"overload: shed by api-ws", "reported",

@@ -133,6 +133,10 @@ type BurstResult struct {
 	Runs       []float64 `json:"time_to_last_ms"`
 	Median     float64   `json:"median_ms"`
 	Incomplete int       `json:"incomplete"` // runs where some member never got it
+	// FanoutMeanMs is mop_ws_fanout_duration_seconds over the runs: the mean
+	// time api-ws took to queue one event for every local recipient socket
+	// (0 when the server exports no metrics).
+	FanoutMeanMs float64 `json:"fanout_mean_ms,omitempty"`
 }
 
 // Burst sends one message at a time, runs times, and measures when the last
@@ -141,6 +145,7 @@ func (s *Session) Burst(ctx context.Context, runs int, gap time.Duration) (Burst
 	res := BurstResult{Members: len(s.Users)}
 	t := s.tracker(runs)
 	var lasts []time.Duration
+	before := s.env.fanoutHistogram(ctx)
 	for n := 0; n < runs; n++ {
 		if err := s.post(ctx, t, n); err != nil {
 			return res, fmt.Errorf("burst: %w", err)
@@ -157,7 +162,11 @@ func (s *Session) Burst(ctx context.Context, runs int, gap time.Duration) (Burst
 		sleep(ctx, gap)
 	}
 	res.Median = ms(median(lasts))
-	s.env.logf("burst x %d: time to last %v ms, median %.1f ms", len(s.Users), res.Runs, res.Median)
+	if after := s.env.fanoutHistogram(ctx); after.count > before.count {
+		res.FanoutMeanMs = (after.sum - before.sum) / (after.count - before.count) * 1000
+	}
+	s.env.logf("burst x %d: time to last %v ms, median %.1f ms, fan-out %.2f ms per event in the server",
+		len(s.Users), res.Runs, res.Median, res.FanoutMeanMs)
 	return res, nil
 }
 
@@ -200,4 +209,20 @@ func (s *Session) Ramp(ctx context.Context, rates []float64, step time.Duration,
 		sleep(ctx, time.Second)
 	}
 	return res, nil
+}
+
+type histogram struct{ sum, count float64 }
+
+// fanoutHistogram reads mop_ws_fanout_duration_seconds (zero without
+// metrics). Besides the burst's events it counts only the rare presence
+// and membership events of a quiet group.
+func (e *Env) fanoutHistogram(ctx context.Context) histogram {
+	if e.MetricsURL == "" {
+		return histogram{}
+	}
+	m, err := probe.Scrape(ctx, e.MetricsURL)
+	if err != nil {
+		return histogram{}
+	}
+	return histogram{sum: m.Sum("mop_ws_fanout_duration_seconds_sum"), count: m.Sum("mop_ws_fanout_duration_seconds_count")}
 }
