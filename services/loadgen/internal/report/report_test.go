@@ -72,7 +72,7 @@ func TestWrite(t *testing.T) {
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, "report.json"))
 	var back bench.Report
-	if err := json.Unmarshal(b, &back); err != nil || back.Systems["mop"].Idle.KBPerConn != 12 {
+	if err := json.Unmarshal(b, &back); err != nil || back.Systems["mop"].Idle.KBPerConn != 6 {
 		t.Fatalf("report.json does not round-trip: %v", err)
 	}
 }
