@@ -14,7 +14,7 @@ LDFLAGS := -s -w \
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
 
-.PHONY: all build run web test test-go test-pg test-ws test-conformance test-web test-edge test-bench-smoke test-ops test-ops-rules test-ops-backup test-ops-prometheus bench lint fmt clean
+.PHONY: all build run web test test-go test-pg test-ws test-conformance test-web test-edge test-bench-smoke test-chaos test-ops test-ops-rules test-ops-backup test-ops-prometheus bench lint fmt clean
 
 all: build
 
@@ -50,7 +50,7 @@ web:
 	else echo "npm not found: skipping the web client build (REST and Socket.IO still run)"; fi
 
 # Every suite. CI (.ci/run) installs the tools first, then runs this.
-test: lint test-go test-pg test-ws test-conformance test-web test-edge test-bench-smoke test-ops
+test: lint test-go test-pg test-ws test-conformance test-web test-edge test-bench-smoke test-ops test-chaos
 
 test-go:
 	GO=$(GO) ./scripts/ci/go-test.sh
@@ -74,6 +74,11 @@ test-web: build
 
 test-edge: build
 	./scripts/edge/test.sh
+
+# Fault injection against the real binaries (services/chaos): nothing lost silently.
+# Its api-rest scenario also runs on PostgreSQL, in a schema of its own in TEST_POSTGRES_URL.
+test-chaos: build
+	MOP_CHAOS_POSTGRES_URL='$(TEST_POSTGRES_URL)' ./services/chaos/run.sh
 
 test-bench-smoke: build
 	./services/loadgen/smoke.sh
