@@ -196,7 +196,7 @@ export async function startStack({ cluster = false, pgURL = '', wsEnv = {}, rest
     await Promise.all(stack.nats.map((n) => n.start()));
     stack.all.push(...stack.nats);
     const shared = {
-      NATS_URL: 'nats://' + stack.nats.map((n) => `127.0.0.1:${n.port}`).join(','),
+      NATS_URL: stack.nats.map((n) => `nats://127.0.0.1:${n.port}`).join(','),
       NATS_REPLICAS: cluster ? '3' : '1',
       JWT_SIGNING_KEY: SIGNING_KEY,
       ALLOWED_ORIGINS: ORIGIN,
