@@ -14,7 +14,7 @@ LDFLAGS := -s -w \
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
 
-.PHONY: all build run web test test-go test-pg test-ws test-conformance test-web test-edge test-bench-smoke test-chaos test-ops test-ops-rules test-ops-backup test-ops-prometheus bench lint fmt clean
+.PHONY: all build run web test test-go test-pg test-ws test-conformance test-web test-edge test-bench-smoke test-chaos test-ops test-ops-rules test-ops-backup test-ops-prometheus test-ops-nats bench lint fmt clean
 
 all: build
 
@@ -84,7 +84,7 @@ test-bench-smoke: build
 	./services/loadgen/smoke.sh
 
 # Operations (docs/monitoring.md): alert rules, monitoring scripts.
-test-ops: test-ops-rules test-ops-backup test-ops-prometheus
+test-ops: test-ops-rules test-ops-backup test-ops-prometheus test-ops-nats
 
 # Alert rules: promtool checks and unit tests (every alert fires in one case, stays quiet in another).
 test-ops-rules:
@@ -98,6 +98,10 @@ test-ops-backup: build
 # Debian's Prometheus scrapes api-rest and two api-ws under load; an alert fires (about 70 s).
 test-ops-prometheus: build
 	./scripts/ops/run.sh prometheus.test.mjs
+
+# A three-node JetStream cluster from deploy/nats (TLS, passwords, R3) carrying the services.
+test-ops-nats: build
+	./scripts/ops/run.sh nats.test.mjs
 
 bench: build
 	./services/loadgen/bench.sh
