@@ -14,7 +14,7 @@ LDFLAGS := -s -w \
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
 
-.PHONY: all build run web test test-go test-fuzz test-pg test-ws test-conformance test-web test-edge test-bench-smoke test-ops test-ops-rules test-ops-backup test-ops-prometheus bench lint fmt clean
+.PHONY: all build run web test test-go test-fuzz test-pg test-ws test-conformance test-web test-edge test-bench-smoke test-chaos test-ops test-ops-rules test-ops-backup test-ops-prometheus test-ops-nats bench lint fmt clean
 
 all: build
 
@@ -50,7 +50,7 @@ web:
 	else echo "npm not found: skipping the web client build (REST and Socket.IO still run)"; fi
 
 # Every suite. CI (.ci/run) installs the tools first, then runs this.
-test: lint test-go test-fuzz test-pg test-ws test-conformance test-web test-edge test-bench-smoke test-ops
+test: lint test-go test-fuzz test-pg test-ws test-conformance test-web test-edge test-bench-smoke test-ops test-chaos
 
 test-go:
 	GO=$(GO) ./scripts/ci/go-test.sh
@@ -79,11 +79,16 @@ test-web: build
 test-edge: build
 	./scripts/edge/test.sh
 
+# Fault injection against the real binaries (services/chaos): nothing lost silently.
+# Its api-rest scenario also runs on PostgreSQL, in a schema of its own in TEST_POSTGRES_URL.
+test-chaos: build
+	MOP_CHAOS_POSTGRES_URL='$(TEST_POSTGRES_URL)' ./services/chaos/run.sh
+
 test-bench-smoke: build
 	./services/loadgen/smoke.sh
 
 # Operations (docs/monitoring.md): alert rules, monitoring scripts.
-test-ops: test-ops-rules test-ops-backup test-ops-prometheus
+test-ops: test-ops-rules test-ops-backup test-ops-prometheus test-ops-nats
 
 # Alert rules: promtool checks and unit tests (every alert fires in one case, stays quiet in another).
 test-ops-rules:
@@ -97,6 +102,10 @@ test-ops-backup: build
 # Debian's Prometheus scrapes api-rest and two api-ws under load; an alert fires (about 70 s).
 test-ops-prometheus: build
 	./scripts/ops/run.sh prometheus.test.mjs
+
+# A three-node JetStream cluster from deploy/nats (TLS, passwords, R3) carrying the services.
+test-ops-nats: build
+	./scripts/ops/run.sh nats.test.mjs
 
 bench: build
 	./services/loadgen/bench.sh

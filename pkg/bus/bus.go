@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	neturl "net/url"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,8 +18,12 @@ import (
 	"github.com/chat5202ol/mop/pkg/event"
 )
 
-// Connect dials url. It returns at once even when the server is down (the
-// connection keeps retrying in the background); readiness reports the state.
+// Connect dials url: one server or several separated by commas (the nodes of
+// a cluster; the client picks one and fails over to the others), each may
+// carry user:password@ credentials, and tls:// asks for TLS (verified with the
+// system's roots, which SSL_CERT_FILE can point at a private CA). It returns
+// at once even when no server is up (the connection keeps retrying in the
+// background); readiness reports the state.
 func Connect(url, name string, log *logrus.Entry) (*nats.Conn, error) {
 	nc, err := nats.Connect(url,
 		nats.Name(name),
@@ -46,7 +52,11 @@ func Connect(url, name string, log *logrus.Entry) (*nats.Conn, error) {
 		}),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("connect nats %s: %w", url, err)
+		// Never the URL itself: it may carry user:password.
+		if ue := (*neturl.Error)(nil); errors.As(err, &ue) {
+			err = fmt.Errorf("invalid server URL: %w", ue.Err)
+		}
+		return nil, fmt.Errorf("connect nats (%d servers in NATS_URL): %w", strings.Count(url, ",")+1, err)
 	}
 	return nc, nil
 }

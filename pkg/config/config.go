@@ -143,8 +143,8 @@ func (s *Shared) Validate() error {
 	if _, _, err := net.SplitHostPort(s.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("HTTP_ADDR=%q: %v", s.HTTPAddr, err))
 	}
-	if u, err := url.Parse(s.NATSURL); err != nil || u.Host == "" {
-		errs = append(errs, fmt.Errorf("NATS_URL=%q is not a URL", s.NATSURL))
+	if err := checkNATSURLs(s.NATSURL); err != nil {
+		errs = append(errs, fmt.Errorf("NATS_URL: %w", err)) // the value may carry a password
 	}
 	if _, err := event.NewSubjects(s.NATSPrefix); err != nil {
 		errs = append(errs, fmt.Errorf("NATS_PREFIX: %w", err))
@@ -169,6 +169,27 @@ func (s *Shared) Validate() error {
 		errs = append(errs, errors.New("SHUTDOWN_TIMEOUT must be positive"))
 	}
 	return errors.Join(errs...)
+}
+
+// natsSchemes are the URL schemes nats.go dials.
+var natsSchemes = map[string]bool{"nats": true, "tls": true, "ws": true, "wss": true}
+
+// checkNATSURLs accepts what nats.Connect does: one server URL or several
+// separated by commas (every node of a cluster), each with a scheme, a host
+// and optional user:password@ credentials.
+func checkNATSURLs(list string) error {
+	for i, raw := range strings.Split(list, ",") {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		switch {
+		case err != nil || u.Host == "":
+			return fmt.Errorf("server %d is not a URL like nats://host:4222", i+1)
+		case !natsSchemes[u.Scheme]:
+			return fmt.Errorf("server %d: scheme %q, want nats, tls, ws or wss", i+1, u.Scheme)
+		case u.Port() != "" && strings.Trim(u.Port(), "0123456789") != "":
+			return fmt.Errorf("server %d: port %q is not a number", i+1, u.Port())
+		}
+	}
+	return nil
 }
 
 // IsDevKey reports whether the development signing key is in use.

@@ -14,14 +14,24 @@ import (
 // Start runs a server and returns it; s.ClientURL() is its URL.
 func Start(t testing.TB) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{
+	return StartWith(t, nil)
+}
+
+// StartWith is Start with the options changed by tweak first (users, TLS...).
+func StartWith(t testing.TB, tweak func(*server.Options)) *server.Server {
+	t.Helper()
+	opts := &server.Options{
 		Host:      "127.0.0.1",
 		Port:      server.RANDOM_PORT,
 		JetStream: true,
 		StoreDir:  t.TempDir(),
 		NoLog:     true,
 		NoSigs:    true,
-	})
+	}
+	if tweak != nil {
+		tweak(opts)
+	}
+	s, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatalf("nats server: %v", err)
 	}

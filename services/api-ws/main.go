@@ -352,7 +352,9 @@ func (a *app) shutdown(cfg *wsconfig.Config, log *logrus.Entry, srv *http.Server
 		log.WithError(err).Warn("http shutdown timed out; closing")
 		_ = srv.Close()
 	}
-	if err := bus.Drain(nc, max(time.Until(deadline), time.Second)); err != nil {
+	if !nc.IsConnected() {
+		nc.Close() // nothing to flush; a drain would wait for a server until the deadline
+	} else if err := bus.Drain(nc, max(time.Until(deadline), time.Second)); err != nil {
 		log.WithError(err).Warn("nats drain")
 	}
 	log.Info("stopped")

@@ -139,6 +139,17 @@ describe('chat model', () => {
     assert.ok(api.calls.some(([k, q]) => k === 'history' && q.after === 2));
   });
 
+  it('catches up every loaded conversation on the server\'s resync, without a gap to see', async () => {
+    for (let i = 1; i <= 2; i++) api.stored.push(msg(i));
+    await chat.sync();
+    await chat.open(CONV);
+    for (let i = 3; i <= 4; i++) api.stored.push(msg(i)); // missed: no live event, no later seq
+    rt.deliver('resync', { reason: 'stream_recreated' });
+    for (let i = 0; i < 5; i++) await settle();
+    assert.deepEqual(seqs(chat.active), [1, 2, 3, 4]);
+    assert.ok(api.calls.some(([k, q]) => k === 'history' && q.after === 2));
+  });
+
   it('counts unread messages once and not our own', async () => {
     api.stored.push(msg(1));
     await chat.sync();

@@ -687,7 +687,15 @@ const stopWorkers = 16
 // gone) and removes the instance's heartbeat, within ctx. Call it after the
 // context given to Start is done and the sockets are closed.
 func (t *Tracker) Stop(ctx context.Context) {
-	t.wg.Wait()
+	// The goroutines end with Start's context, but a watcher restart in
+	// flight only gives up after nats.go's own request timeout (5 s, it
+	// takes no context): waiting for it must not exceed ctx either.
+	stopped := make(chan struct{})
+	go func() { t.wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+	}
 	t.mu.Lock()
 	for u, tm := range t.timers {
 		tm.Stop()

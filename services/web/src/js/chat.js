@@ -6,6 +6,8 @@
 //   anything newer (a live event that skips a seq, a reconnect) is fetched with
 //   after_seq=top. Keyed by seq, the same message from the socket and from REST is stored
 //   once: no duplicates whichever way it came, however often.
+// - The server's `resync` (it cannot vouch that every event reached this socket) is handled
+//   like a reconnect: the list is reloaded and every loaded conversation catches up.
 // - Sending creates a pending entry with a fresh client_msg_id; it is sent over the socket
 //   (ack) or, when the socket is down or does not answer, over REST. A retry reuses the
 //   same client_msg_id, so the server stores the message at most once.
@@ -43,6 +45,7 @@ export class Chat extends EventTarget {
     this.me = me;
     const on = (name, fn) => realtime.addEventListener(name, (e) => fn(e.detail));
     on('connect', () => this.sync());
+    on('resync', () => this.sync().catch(() => {}));
     // Presence is only known while connected; the connect's sync asks again.
     on('state', ({ state }) => {
       if (state !== 'connected' && this.presence.size) {

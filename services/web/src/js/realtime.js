@@ -14,7 +14,7 @@ import { io } from '../vendor/socket.io.esm.min.js';
 export const SERVER_EVENTS = [
   'message.created', 'message.updated', 'message.deleted', 'read.updated',
   'conversation.created', 'conversation.updated', 'member.added', 'member.removed',
-  'typing', 'presence', 'session.revoked', 'session.expired',
+  'typing', 'presence', 'session.revoked', 'session.expired', 'resync',
 ];
 
 const ACK_TIMEOUT_MS = 10_000;
