@@ -60,9 +60,7 @@ func TestMessagePolling(t *testing.T) {
 // EIO3 binary payloads over XHR2 (what socket.io-client 2.x sends when the
 // browser supports binary): POST application/octet-stream where each packet is
 // <0 string|1 binary><length digits as bytes>0xff<packet>, a binary packet's
-// first byte its type. Node answers a binary echo in the same format; mop may
-// instead answer a text payload with the binary packet as "b4"+base64, which
-// the 2.x client decodes as well (the case accepts that on mop only).
+// first byte its type. The server answers a binary echo in the same format.
 func TestMessagePollingEIO3BinaryPayload(t *testing.T) {
 	t.Parallel()
 	p := openPolling(t, target(t, "engine"), 3)
@@ -88,9 +86,8 @@ func TestMessagePollingEIO3BinaryPayload(t *testing.T) {
 // WebSocket messages: EIO4 text frames "4…" and raw binary frames; EIO3 binary
 // frames carry a leading 0x04 (message) type byte. An EIO3 text "b4…" base64
 // packet (socket.io-client 2.x with forceBase64) is binary and comes back as
-// a binary frame. EIO4 defines "b…" for polling only: Node accepts it on a
-// WebSocket too; mop may instead close the connection (unknown packet type),
-// so on mop that one case accepts either.
+// a binary frame. EIO4 defines "b…" for polling; the reference accepts it on
+// a WebSocket too, and so does mop.
 func TestMessageWebSocket(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
