@@ -16,7 +16,7 @@ import (
 // Without the bound the library's queue grows without limit.
 func TestSlowConsumerIsBoundedAndDisconnected(t *testing.T) {
 	s := newStack(t)
-	inst := s.start(map[string]string{"WS_OUTPUT_SOFT_LIMIT": "65536", "WS_OUTPUT_HARD_LIMIT": "33554432", "WS_SLOW_TIMEOUT": "1s"})
+	inst := s.start(map[string]string{"WS_OUTPUT_SOFT_LIMIT": "65536", "WS_OUTPUT_HARD_LIMIT": "33554432", "WS_SLOW_TIMEOUT": "3s"})
 	tok := s.token("alice", "s1")
 	slow := s.dialWith(inst, wstest.Options{Auth: map[string]any{"token": tok}, ReadBuffer: 4096})
 	healthy := s.dial(inst, "alice", "s2")

@@ -86,14 +86,39 @@ func (p *poller) remove(c *wsConn) {
 	p.mu.Unlock()
 }
 
+// rearm enables the next event of c: readable, and writable while a
+// writer waits for it. Under p.mu, so a concurrent waitWrite's interest is
+// never overwritten by a stale one.
 func (p *poller) rearm(c *wsConn) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
+	p.modLocked(c)
+}
+
+func (p *poller) modLocked(c *wsConn) {
 	if c.fd < 0 || p.conns[int32(c.fd)] != c {
 		return
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(c.fd)}
+	events := uint32(unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT)
+	if c.wantWrite.Load() {
+		events |= unix.EPOLLOUT
+	}
+	ev := unix.EpollEvent{Events: events, Fd: int32(c.fd)}
 	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev)
+}
+
+// waitWrite asks to be told when c can take more output: the session's
+// writer then continues on the pool, so a socket whose peer reads slowly
+// holds no goroutine while it waits.
+func (p *poller) waitWrite(c *wsConn) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c.fd < 0 || p.conns[int32(c.fd)] != c {
+		return errNoFD
+	}
+	c.wantWrite.Store(true)
+	p.modLocked(c)
+	return nil
 }
 
 func (p *poller) close() {
@@ -122,12 +147,21 @@ func (p *poller) wait() {
 			p.mu.RLock()
 			c := p.conns[fd]
 			p.mu.RUnlock()
-			if c != nil {
-				select {
-				case p.ready <- c:
-				case <-p.stop:
-					return
-				}
+			if c == nil {
+				continue
+			}
+			e := events[i].Events
+			if e&unix.EPOLLOUT != 0 && c.wantWrite.CompareAndSwap(true, false) {
+				c.r.sess.srv.schedule(c.r.sess) // the writer that waited goes on
+			}
+			if e&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
+				p.rearm(c) // only writable: keep watching for input
+				continue
+			}
+			select {
+			case p.ready <- c:
+			case <-p.stop:
+				return
 			}
 		}
 	}

@@ -12,7 +12,12 @@ import (
 // until there is something (a ping comes every PingInterval on v4).
 func (s *Server) pollGet(w http.ResponseWriter, r *http.Request, sess *Session) {
 	sess.mu.Lock()
-	if sess.transport != transportPolling || sess.state == stateClosed {
+	if sess.state == stateClosed { // closed a moment ago, not yet forgotten
+		sess.mu.Unlock()
+		s.fail(w, r, errUnknownSID)
+		return
+	}
+	if sess.transport != transportPolling {
 		sess.mu.Unlock()
 		s.fail(w, r, errBadRequest)
 		return
@@ -77,7 +82,12 @@ func (s *Server) pollGet(w http.ResponseWriter, r *http.Request, sess *Session) 
 // pollPost reads one payload from the client.
 func (s *Server) pollPost(w http.ResponseWriter, r *http.Request, sess *Session) {
 	sess.mu.Lock()
-	if sess.transport != transportPolling || sess.state == stateClosed {
+	if sess.state == stateClosed {
+		sess.mu.Unlock()
+		s.fail(w, r, errUnknownSID)
+		return
+	}
+	if sess.transport != transportPolling {
 		sess.mu.Unlock()
 		s.fail(w, r, errBadRequest)
 		return

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -19,6 +20,8 @@ type wsConn struct {
 	conn net.Conn
 	raw  syscall.RawConn // nil when the conn has no file descriptor (tests over pipes)
 	fd   int             // registered with the poller; -1 when read by a goroutine
+	// wantWrite: a writer waits for the poller to report the socket writable.
+	wantWrite atomic.Bool
 	// rmu is held by the worker reading the connection. One-shot epoll
 	// already keeps two workers apart; the lock makes that ordering visible
 	// to Go's memory model (and the race detector).
@@ -223,7 +226,10 @@ func (s *Session) flush(iov *[][]byte, wait bool) {
 				s.blocked = time.Now().UnixNano()
 			}
 			s.mu.Unlock()
-			go s.flush(new([][]byte), true)
+			if wait || s.srv.poll == nil || s.srv.poll.waitWrite(c) != nil {
+				// No poller for this connection: a goroutine of its own waits.
+				go s.flush(new([][]byte), true)
+			}
 			return
 		}
 		s.mu.Unlock()
