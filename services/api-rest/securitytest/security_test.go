@@ -128,16 +128,36 @@ func TestAttacks(t *testing.T) {
 	})
 
 	t.Run("presence privacy: a stranger's conversation reveals nothing", func(t *testing.T) {
+		// friend is someone the victim has written to; mallory only opened a conversation.
+		friend := register("friend")
+		var fconv struct {
+			ID string `json:"id"`
+		}
+		if code := s.api("POST", "/conversations", victim.AccessToken, map[string]any{"type": "direct", "member_ids": []string{friend.User.ID}}, &fconv); code != 201 {
+			t.Fatalf("conversation: %d", code)
+		}
+		if code := s.api("POST", "/conversations/"+fconv.ID+"/messages", victim.AccessToken, map[string]string{"body": "hi friend"}, nil); code != 201 {
+			t.Fatalf("message: %d", code)
+		}
+		watchers := map[string]*poller{}
+		for name, tok := range map[string]string{"friend": friend.AccessToken, "mallory": mallory.AccessToken} {
+			p := dial(t, s.ws, "")
+			keep(p.sid)
+			if got := p.connect(tok); !strings.HasPrefix(got, "40{") {
+				t.Fatalf("%s connect: %q", name, got)
+			}
+			watchers[name] = p
+		}
 		v := dial(t, s.ws, "&token="+victim.AccessToken) // a 2.x-style client: token in the query
 		keep(v.sid)
 		if got := v.connect(""); !strings.HasPrefix(got, "40{") {
 			t.Fatalf("victim connect: %q", got)
 		}
-		m := dial(t, s.ws, "")
-		keep(m.sid)
-		if got := m.connect(mallory.AccessToken); !strings.HasPrefix(got, "40{") {
-			t.Fatalf("mallory connect: %q", got)
+		// The push reaches the friend (the control)...
+		if push := watchers["friend"].next(`42["presence"`); !strings.Contains(push, victim.User.ID) || !strings.Contains(push, `"online":true`) {
+			t.Fatalf("friend's presence push %q", push)
 		}
+		m := watchers["mallory"]
 		online := func(id int) bool {
 			ack := m.call(id, "presence.query", map[string]any{"user_ids": []string{victim.User.ID}})
 			list, _ := ack["presence"].([]any)
@@ -147,9 +167,13 @@ func TestAttacks(t *testing.T) {
 			st, _ := list[0].(map[string]any)
 			return st["online"] == true
 		}
-		// The victim never wrote to mallory: hidden by the default setting.
+		// ...and neither the query nor a push tells mallory (the push, had it been sent,
+		// was published with the friend's and would be queued before this ack).
 		if online(1) {
 			t.Fatal("the victim's presence is visible to a stranger who opened a conversation")
+		}
+		if m.holds(`42["presence"`) {
+			t.Fatal("mallory was pushed the victim's presence")
 		}
 		if code := s.api("PUT", "/users/me/privacy", victim.AccessToken, map[string]string{"presence": "everybody"}, nil); code != 200 {
 			t.Fatalf("privacy: %d", code)

@@ -279,6 +279,18 @@ func (p *poller) next(prefix string) string {
 	return ""
 }
 
+// holds reports whether a packet containing substr was received and not consumed.
+func (p *poller) holds(substr string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pk := range p.buf {
+		if strings.Contains(pk, substr) {
+			return true
+		}
+	}
+	return false
+}
+
 // connect sends CONNECT with the token in the auth payload ("" sends none)
 // and returns the answer: "40{...}" or "44{...}".
 func (p *poller) connect(token string) string {
