@@ -9,10 +9,12 @@ package securitytest
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -191,6 +193,32 @@ func TestAttacks(t *testing.T) {
 		keep(p.sid)
 		if got := p.connect(victim.AccessToken); !strings.Contains(got, `"code":"session_revoked"`) {
 			t.Fatalf("connect after logout: %q", got)
+		}
+	})
+
+	t.Run("200 concurrent wrong-password logins from 200 addresses get the burst of checks", func(t *testing.T) {
+		register("target")
+		const attempts, burst = 200, 10 // LOGIN_RATE_BURST default
+		codes := make([]int, attempts)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range attempts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				codes[i] = s.login(fmt.Sprintf("198.18.%d.%d", i/250, i%250+1), "target", fmt.Sprintf("guess-%d", i))
+			}()
+		}
+		close(start)
+		wg.Wait()
+		count := map[int]int{}
+		for _, c := range codes {
+			count[c]++
+		}
+		// The budget refills at 5/min: a slow machine may see one more token.
+		if count[401] < burst || count[401] > burst+1 || count[401]+count[429] != attempts {
+			t.Fatalf("answers %v: want %d (or %d) password checks (401), the rest 429", count, burst, burst+1)
 		}
 	})
 

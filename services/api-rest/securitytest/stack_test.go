@@ -196,6 +196,22 @@ func (s *stack) api(method, path, token string, body any, out any) int {
 	return resp.StatusCode
 }
 
+// login posts a login as if from client address ip (api-rest trusts the
+// loopback proxy's X-Forwarded-For) and returns the status.
+func (s *stack) login(ip, username, password string) int {
+	body, _ := json.Marshal(map[string]string{"username": username, "password": password})
+	req, _ := http.NewRequest("POST", s.rest+"/api/v1/auth/login", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Forwarded-For", ip)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // poller is a Socket.IO client over Engine.IO v4 long-polling, written out
 // by hand so that the test sees every packet (and every credential) exactly.
 type poller struct {
