@@ -14,7 +14,7 @@ LDFLAGS := -s -w \
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
 
-.PHONY: all build run web test test-go test-fuzz test-pg test-ws test-conformance test-web test-edge test-bench-smoke test-chaos test-ops test-ops-rules test-ops-backup test-ops-prometheus test-ops-nats bench lint fmt clean
+.PHONY: all build run web test test-go test-fuzz test-pg test-ws test-conformance test-web test-edge test-bench-smoke test-security test-chaos test-ops test-ops-rules test-ops-backup test-ops-prometheus test-ops-nats bench lint fmt clean
 
 all: build
 
@@ -50,7 +50,7 @@ web:
 	else echo "npm not found: skipping the web client build (REST and Socket.IO still run)"; fi
 
 # Every suite. CI (.ci/run) installs the tools first, then runs this.
-test: lint test-go test-fuzz test-pg test-ws test-conformance test-web test-edge test-bench-smoke test-ops test-chaos
+test: lint test-go test-fuzz test-pg test-ws test-conformance test-web test-edge test-bench-smoke test-security test-ops test-chaos
 
 test-go:
 	GO=$(GO) ./scripts/ci/go-test.sh
@@ -86,6 +86,11 @@ test-chaos: build
 
 test-bench-smoke: build
 	./services/loadgen/smoke.sh
+
+# The attacks of the security audit against the real binaries (services/api-rest/securitytest);
+# the token parser's fuzz target runs in test-fuzz.
+test-security: build
+	MOP_BIN_DIR='$(CURDIR)/bin' $(GO) test -count=1 -tags security ./services/api-rest/securitytest/
 
 # Operations (docs/monitoring.md): alert rules, monitoring scripts.
 test-ops: test-ops-rules test-ops-backup test-ops-prometheus test-ops-nats

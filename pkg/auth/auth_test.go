@@ -264,6 +264,10 @@ func FuzzVerify(f *testing.F) {
 	f.Add("")
 	f.Add("eyJhbGciOiJub25lIn0.e30.")
 	f.Add(good[:len(good)-3])
+	// The shapes the verifier refuses before the JWT library sees them.
+	f.Add(`eyJhbGciOiJIUzI1NiIsImNyaXQiOlsiZXhwIl19.eyJzdWIiOiJ1Iiwic3ViIjoidiJ9.c2ln`) // crit; duplicated sub
+	f.Add(`eyJhbGciOiJIUzI1NiJ9.eyJleHAiOiI5OTk5OTk5OTk5In0.c2ln`)                      // exp as a string
+	f.Add(`eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1In0gW10.c2ln`)                              // data after the object
 	f.Fuzz(func(t *testing.T, tok string) {
 		c, err := a.Verify(tok)
 		if err == nil && (c == nil || c.Subject == "" || c.SessionID == "") {

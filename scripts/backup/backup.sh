@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Online backup of api-rest's database, taken while the service runs.
-#   backup.sh --database-url URL --out DIR [--keep N]
+#   backup.sh --database-url URL --out DIR [--keep N] [--textfile FILE]
 # URL is api-rest's DATABASE_URL: a SQLite file path (sqlite:// optional) or a
 # postgres:// URL. SQLite: `VACUUM INTO` writes a consistent, compacted copy
 # from one read transaction (writers are not blocked; WAL mode). PostgreSQL:
@@ -8,18 +8,22 @@
 # version). The copy is checked (integrity_check / pg_restore --list) before it
 # gets its final name mop-<UTC time>.sqlite3|.pgdump plus a .sha256 file, so a
 # half-written file never looks like a backup. --keep N deletes all but the N
-# newest backups of that kind in DIR. Prints the file name on stdout.
+# newest backups of that kind in DIR. --textfile writes, after a success, the
+# node exporter textfile the MopBackupStale alert reads
+# (mop_backup_last_success_timestamp_seconds, mop_backup_size_bytes), e.g.
+# /var/lib/prometheus/node-exporter/mop-backup.prom. Prints the file name on stdout.
 # Exit: 0 ok, 1 backup or check failed, 64 usage.
 set -euo pipefail
 umask 077
 log() { echo "mop-backup: level=$1 event=$2${3:+ $3}" >&2; }
-usage() { echo "usage: $0 --database-url URL --out DIR [--keep N]" >&2; exit 64; }
-url="" out="" keep=0
+usage() { echo "usage: $0 --database-url URL --out DIR [--keep N] [--textfile FILE]" >&2; exit 64; }
+url="" out="" keep=0 textfile=""
 while (($#)); do
 	case $1 in
 	--database-url) url=${2:-}; shift 2 || usage ;;
 	--out) out=${2:-}; shift 2 || usage ;;
 	--keep) keep=${2:-}; shift 2 || usage ;;
+	--textfile) textfile=${2:-}; shift 2 || usage ;;
 	*) usage ;;
 	esac
 done
@@ -56,7 +60,21 @@ final="$out/mop-$stamp.$kind"
 mv "$tmp" "$final"
 trap - EXIT
 (cd "$out" && sha256sum "$(basename "$final")" >"$(basename "$final").sha256")
-log info done "file=$final bytes=$(stat -c %s "$final")"
+bytes=$(stat -c %s "$final")
+log info done "file=$final bytes=$bytes"
+if [ -n "$textfile" ]; then
+	prom=$(mktemp "$textfile.XXXXXX")
+	cat >"$prom" <<PROM
+# HELP mop_backup_last_success_timestamp_seconds When the last database backup succeeded.
+# TYPE mop_backup_last_success_timestamp_seconds gauge
+mop_backup_last_success_timestamp_seconds{kind="$kind"} $(date -u +%s)
+# HELP mop_backup_size_bytes Size of the last database backup.
+# TYPE mop_backup_size_bytes gauge
+mop_backup_size_bytes{kind="$kind"} $bytes
+PROM
+	chmod 0644 "$prom"
+	mv -f "$prom" "$textfile"
+fi
 if ((keep > 0)); then
 	ls -1 "$out"/mop-*."$kind" 2>/dev/null | sort -r | tail -n +"$((keep + 1))" | while read -r old; do
 		rm -f "$old" "$old.sha256"

@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """Tiny HTTP upstream for the edge test: answers every request with JSON describing what it got
-(its own name, method, path, headers), so the test can see what nginx forwards and where."""
+(its own name, method, path, headers), so the test can see what nginx forwards and where.
+Query parameters for the limit and log tests: delay=S holds the answer S seconds (at most 10);
+close=1 drops the connection without answering (an upstream failure nginx logs)."""
 import json
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 NAME, PORT = sys.argv[1], int(sys.argv[2])
 
@@ -15,6 +19,13 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
+        query = parse_qs(urlsplit(self.path).query)
+        if query.get("close"):
+            self.close_connection = True
+            self.connection.close()
+            return
+        if query.get("delay"):
+            time.sleep(min(float(query["delay"][0]), 10))
         body = json.dumps({
             "backend": NAME,
             "method": self.command,

@@ -29,6 +29,9 @@
 #   --user NAME               www-data / root when run as root, else none
 #   --hsts-max-age SECONDS    31536000 / 300
 #   --ws-read-timeout DUR     3600s
+#   --auth-rate RATE          60r/m   requests to /api/v1/auth/ per client address (limit_req)
+#   --auth-burst N            30      burst above that rate before 429
+#   --ws-conn-per-addr N      100     concurrent connections per address on the ws-api host
 #   --sites LIST              api,ws-api,www,app (render only these hosts, e.g. after moving one)
 #   --check                   run `nginx -t` on the result (restores the previous render on failure)
 #   --no-placeholder-certs    do not create placeholder certificates
@@ -44,7 +47,7 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit "
 mode="" prefix="" conf_dir="" log_dir="" pid_file="" acme_root="" certs_dir="" web_root=""
 www_root="" app_root="" domain="chat5202ol.xyz" http_port="" https_port="" listen_addr=""
 ipv6="" api_up="" ws_up="" user="__default__" hsts_max_age="" ws_read_timeout="3600s"
-check=0 placeholders=1 sites="api,ws-api,www,app"
+check=0 placeholders=1 sites="api,ws-api,www,app" auth_rate="" auth_burst="" ws_conn=""
 while (($#)); do
 	case "$1" in
 	--mode) mode="$2"; shift ;;
@@ -59,6 +62,9 @@ while (($#)); do
 	--app-root) app_root="$2"; shift ;;
 	--domain) domain="$2"; shift ;;
 	--http-port) http_port="$2"; shift ;;
+	--auth-rate) auth_rate="$2"; shift ;;
+	--auth-burst) auth_burst="$2"; shift ;;
+	--ws-conn-per-addr) ws_conn="$2"; shift ;;
 	--https-port) https_port="$2"; shift ;;
 	--listen-addr) listen_addr="$2"; shift ;;
 	--ipv6) ipv6="$2"; shift ;;
@@ -116,6 +122,9 @@ web_root="${web_root:-$repo/services/web/dist}"
 www_root="${www_root:-$web_root}"
 app_root="${app_root:-$web_root}"
 [[ $http_port =~ ^[0-9]+$ && $https_port =~ ^[0-9]+$ ]] || die "ports must be numbers"
+auth_rate="${auth_rate:-60r/m}" auth_burst="${auth_burst:-30}" ws_conn="${ws_conn:-100}"
+[[ $auth_rate =~ ^[0-9]+r/[sm]$ ]] || die "--auth-rate must look like 60r/m or 2r/s"
+[[ $auth_burst =~ ^[0-9]+$ && $ws_conn =~ ^[1-9][0-9]*$ ]] || die "--auth-burst and --ws-conn-per-addr must be numbers"
 [[ $domain =~ ^[a-z0-9.-]+$ ]] || die "bad --domain: $domain"
 [[ $ipv6 == yes || $ipv6 == no ]] || die "--ipv6 must be yes or no"
 
@@ -204,13 +213,14 @@ MOP_WS_SERVERS="$(server_lines "$ws_up")"
 export MOP_LISTEN_HTTP MOP_LISTEN_HTTP_DEFAULT MOP_LISTEN_HTTPS MOP_LISTEN_HTTPS_DEFAULT MOP_API_SERVERS MOP_WS_SERVERS
 export MOP_API_BODY_LIMIT="1m" MOP_WS_BODY_LIMIT="1m" MOP_WS_READ_TIMEOUT="$ws_read_timeout"
 export MOP_WEB_HOST="" MOP_WEB_ROOT="" MOP_WEB_CSP=""
+export MOP_AUTH_RATE="$auth_rate" MOP_AUTH_BURST="$auth_burst" MOP_WS_CONN_PER_ADDR="$ws_conn"
 export MOP_API_ORIGIN="https://$host_api$https_suffix" MOP_WS_ORIGIN="https://$host_ws$https_suffix"
 vars='$MOP_MODE $MOP_CONF_DIR $MOP_LOG_DIR $MOP_PID_FILE $MOP_ACME_ROOT $MOP_CERTS_DIR $MOP_MIME_TYPES
 $MOP_MAIN_USER $MOP_WORKER_PROCESSES $MOP_ERROR_LOG_LEVEL $MOP_TEMP_PATHS $MOP_HOST_API $MOP_HOST_WS
 $MOP_HOST_WWW $MOP_HOST_APP $MOP_HTTP_PORT $MOP_HTTPS_SUFFIX $MOP_HSTS $MOP_LISTEN_HTTP
 $MOP_LISTEN_HTTP_DEFAULT $MOP_LISTEN_HTTPS $MOP_LISTEN_HTTPS_DEFAULT $MOP_API_SERVERS $MOP_WS_SERVERS
 $MOP_API_BODY_LIMIT $MOP_WS_BODY_LIMIT $MOP_WS_READ_TIMEOUT $MOP_WEB_HOST $MOP_WEB_ROOT $MOP_WEB_CSP
-$MOP_API_ORIGIN $MOP_WS_ORIGIN $MOP_HTTP_HOSTS'
+$MOP_API_ORIGIN $MOP_WS_ORIGIN $MOP_HTTP_HOSTS $MOP_AUTH_RATE $MOP_AUTH_BURST $MOP_WS_CONN_PER_ADDR'
 vars="${vars//$'\n'/ }"
 render() { # template (relative to nginx/), output
 	envsubst "$vars" <"$tmpl/$1" >"$2"

@@ -76,11 +76,19 @@ EOF
 		set +e
 		NODE_EXTRA_CA_CERTS="$CA" MOP_E2E_DOMAIN="$domain" MOP_E2E_HTTPS_PORT="$P_HTTPS" \
 			MOP_E2E_ACCESS_LOG="$NGX/logs/mop-access.log" MOP_E2E_WS_UPSTREAMS="127.0.0.1:$P_WS1,127.0.0.1:$P_WS2" \
-			MOP_E2E_RESTART_CMD="$T/restart-ws2.sh" timeout 240 node "$e2e/e2e.mjs" 2>&1 | tee "$T/logs/e2e.log"
+			MOP_E2E_RESTART_CMD="$T/restart-ws2.sh" MOP_E2E_SECRETS_FILE="$T/e2e-secrets" \
+			timeout 240 node "$e2e/e2e.mjs" 2>&1 | tee "$T/logs/e2e.log"
 		e2e_rc="${PIPESTATUS[0]}"
 		set -e
 		pass=$((pass + $(grep -c '^ok ' "$T/logs/e2e.log" || true)))
 		fail=$((fail + $(grep -c '^FAIL ' "$T/logs/e2e.log" || true)))
 		if [ "$e2e_rc" != 0 ] && ! grep -q '^FAIL ' "$T/logs/e2e.log"; then bad "e2e driver exited $e2e_rc"; fi
+		# Every log of this run (nginx, api-rest, both api-ws, NATS) at the default levels: none
+		# may hold a token, refresh token or Engine.IO sid the clients used.
+		n_secrets="$(grep -c . "$T/e2e-secrets" 2>/dev/null || echo 0)"
+		leaks="$(grep -rlF -f "$T/e2e-secrets" "$T/logs" "$NGX/logs" --exclude=e2e.log 2>/dev/null || true)"
+		check "no token, refresh token or sid used by the e2e clients ($n_secrets values) in any log" \
+			bash -c "[ '$n_secrets' -ge 10 ] && [ -z '$leaks' ]"
+		[ -z "$leaks" ] || echo "credentials found in: $leaks"
 	fi
 fi

@@ -116,9 +116,9 @@ NGX="$T/nginx"
 NGX_CONF="$NGX/conf/nginx.conf"
 CERTS="$T/certs"
 ngx() { nginx -p "$NGX/conf" -c "$NGX_CONF" -e "$NGX/logs/error.log" "$@"; }
-render_test() { # api-upstreams ws-upstreams
+render_test() { # api-upstreams ws-upstreams [render.sh options...]
 	"$here/render.sh" --mode test --prefix "$NGX" --certs-dir "$CERTS" --http-port "$P_HTTP" \
-		--https-port "$P_HTTPS" --api-upstreams "$1" --ws-upstreams "$2" --check
+		--https-port "$P_HTTPS" --api-upstreams "$1" --ws-upstreams "$2" --check "${@:3}"
 }
 https_url() { echo "https://$1:$P_HTTPS$2"; }
 kurl() { # curl to 127.0.0.1 with SNI/Host of the given name; trusts $CA when set
@@ -178,7 +178,9 @@ for h in "${HOSTS[@]}"; do
 	check "placeholder certificate for $h (key 0600)" test "$(stat -c %a "$CERTS/$h/privkey.pem")" = 600
 done
 
-if out="$(render_test "127.0.0.1:$P_FAKE_API" "127.0.0.1:$P_FAKE_WS1,127.0.0.1:$P_FAKE_WS2" 2>&1)"; then
+# small edge limits so that phase 2 can reach them quickly (production values: docs/deploy.md)
+if out="$(render_test "127.0.0.1:$P_FAKE_API" "127.0.0.1:$P_FAKE_WS1,127.0.0.1:$P_FAKE_WS2" \
+	--auth-rate 60r/m --auth-burst 10 --ws-conn-per-addr 5 2>&1)"; then
 	ok "test render passes nginx -t"
 else
 	echo "$out"
@@ -261,11 +263,46 @@ for k in $(seq 1 24); do
 done
 check "same route key, same api-ws instance (24 keys x 3 requests)" test "$sticky_ok" = 1
 check "route keys spread over both api-ws instances" bash -c "grep -q ws1 <<<'$seen' && grep -q ws2 <<<'$seen'"
-b1="$(kurl "$H_WS" "$(https_url "$H_WS" '/socket.io/?EIO=4&transport=polling&sid=abc')" | sed -n 's/.*"backend": "\([a-z0-9]*\)".*/\1/p')"
-b2="$(kurl "$H_WS" "$(https_url "$H_WS" '/socket.io/?EIO=4&transport=polling&sid=abc')" | sed -n 's/.*"backend": "\([a-z0-9]*\)".*/\1/p')"
+b1="$(kurl "$H_WS" "$(https_url "$H_WS" '/socket.io/?EIO=4&transport=polling&sid=abcdefgh12')" | sed -n 's/.*"backend": "\([a-z0-9]*\)".*/\1/p')"
+b2="$(kurl "$H_WS" "$(https_url "$H_WS" '/socket.io/?EIO=4&transport=polling&sid=abcdefgh12')" | sed -n 's/.*"backend": "\([a-z0-9]*\)".*/\1/p')"
 check "without a cookie the client address keeps a session on one instance" bash -c "[ -n '$b1' ] && [ '$b1' = '$b2' ]"
-check "access log records sid and upstream, not the query string" \
-	bash -c "grep -q 'sid=abc transport=polling' '$NGX/logs/mop-access.log' && ! grep -q 'EIO=4' '$NGX/logs/mop-access.log'"
+check "access log records the sid's prefix and the upstream, neither the sid nor the query string" \
+	bash -c "grep -q 'sidp=abcdef transport=polling' '$NGX/logs/mop-access.log' && ! grep -q -e 'EIO=4' -e abcdefgh12 '$NGX/logs/mop-access.log'"
+
+# edge limits (rendered above with burst 10 on /api/v1/auth/ and 5 connections per address on ws-api)
+codes=""
+for _ in $(seq 1 20); do
+	codes+=" $(kurl "$H_API" -o "$T/limited.json" -w '%{http_code}' -X POST -H 'Content-Type: application/json' --data '{}' \
+		"$(https_url "$H_API" /api/v1/auth/login)")"
+done
+n200="$(grep -o 200 <<<"$codes" | wc -l)" n429="$(grep -o 429 <<<"$codes" | wc -l)"
+check "limit_req: 20 quick requests to /api/v1/auth/ from one address, at most burst+2 pass ($codes)" \
+	bash -c "[ $n200 -ge 10 ] && [ $n200 -le 13 ] && [ $((n200 + n429)) = 20 ]"
+check "limit_req: the refusal is 429 in the API error shape" grep -q '"code":"rate_limited"' "$T/limited.json"
+check "limit_req: other API paths are not limited" \
+	test "$(kurl "$H_API" -o /dev/null -w '%{http_code}' "$(https_url "$H_API" /api/v1/ping)")" = 200
+held=()
+for i in $(seq 1 8); do
+	kurl "$H_WS" -o /dev/null -w '%{http_code}\n' "$(https_url "$H_WS" "/socket.io/?EIO=4&transport=polling&delay=2&n=$i")" >"$T/conn-$i.code" &
+	held+=($!)
+done
+wait "${held[@]}"
+conn_codes="$(cat "$T"/conn-*.code | sort | uniq -c | tr -s ' \n' ' ')"
+check "limit_conn: of 8 concurrent requests from one address on ws-api, 5 are served and 3 refused ($conn_codes)" \
+	test "$(grep -c 200 "$T"/conn-*.code | awk -F: '{s+=$2} END {print s}'):$(grep -c 429 "$T"/conn-*.code | awk -F: '{s+=$2} END {print s}')" = "5:3"
+check "limit_conn: a new connection is served once those ended" \
+	test "$(kurl "$H_WS" -o /dev/null -w '%{http_code}' "$(https_url "$H_WS" '/socket.io/?EIO=4&transport=polling')")" = 200
+
+# Credentials in request lines (?token= of 2.x clients, ?sid=) reach neither log, also when the
+# upstream fails (nginx writes the request line into its error messages). Last in this phase:
+# the failure marks both fake ws upstreams down for a few seconds.
+secret_tok="tok$(openssl rand -hex 16)" secret_sid="sid$(openssl rand -hex 10)"
+kurl "$H_WS" -o /dev/null "$(https_url "$H_WS" "/socket.io/?EIO=3&transport=polling&sid=$secret_sid&token=$secret_tok")"
+code="$(kurl "$H_WS" -o "$T/failed.json" -w '%{http_code}' "$(https_url "$H_WS" "/socket.io/?EIO=3&transport=polling&sid=$secret_sid&token=$secret_tok&close=1")")"
+check "a failed ws upstream is answered 503 in the API error shape" bash -c "[ '$code' = 503 ] && grep -q service_unavailable '$T/failed.json'"
+check "the failed request is in the access log (by sid prefix, with the upstream status)" \
+	grep -qE "ustatus=502.* sidp=${secret_sid:0:6} " "$NGX/logs/mop-access.log"
+check "no token or sid in nginx's access or error log" bash -c "! grep -rqF -e '$secret_tok' -e '$secret_sid' '$NGX/logs'"
 
 # ---------------------------------------------------------------- 3. ACME with Pebble
 section "ACME (Pebble, certbot, renew.sh)"

@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { io } from 'socket.io-client';
 import { Stack, Rest, ORIGIN, connected, record, until, run, root, waitFor } from './stack.mjs';
@@ -112,8 +112,14 @@ for (const [kind, store] of Object.entries(stores)) {
     assert.ok(Number(store.sql(dbA, pendingSQL)) >= 5, 'outbox holds the unpublished events');
 
     // Online backup: api-rest keeps running.
-    const file = run(backup, ['--database-url', dbA, '--out', path.join(stack.dir, 'backups')]).trim();
-    assert.match(path.basename(file), kind === 'sqlite' ? /^mop-\d{8}T\d{6}Z\.sqlite3$/ : /^mop-\d{8}T\d{6}Z\.pgdump$/);
+    const textfile = path.join(stack.dir, 'mop-backup.prom');
+    const started = Math.floor(Date.now() / 1000);
+    const file = run(backup, ['--database-url', dbA, '--out', path.join(stack.dir, 'backups'), '--textfile', textfile]).trim();
+    const ext = kind === 'sqlite' ? 'sqlite3' : 'pgdump';
+    assert.match(path.basename(file), new RegExp(`^mop-\\d{8}T\\d{6}Z\\.${ext}$`));
+    const last = Number(readFileSync(textfile, 'utf8').match(new RegExp(`^mop_backup_last_success_timestamp_seconds\\{kind="${ext}"\\} (\\d+)$`, 'm'))?.[1]);
+    assert.ok(last >= started, `textfile records the success (${last} >= ${started})`);
+    run('promtool', ['check', 'metrics'], { input: readFileSync(textfile), stdio: ['pipe', 'pipe', 'pipe'] });
 
     // NATS back: the relay publishes the pending events, bob gets all 15.
     await stack.nats({ port: nats.port, monitorPort: nats.monitorPort });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
 import {
-  Client, Rest, assertClean, group, logs, newLedger, post, report, settle, sleep, startStack, stopStack, streamLeader, waitFor,
+  Client, Rest, assertClean, group, logs, newLedger, post, report, restartWs, settle, sleep, startStack, stopStack, streamLeader, waitFor,
 } from './lib.mjs';
 
 const MEMBERS = 10;
@@ -34,6 +34,9 @@ after(async () => {
 test('R3 stream leader killed before the first event', async () => {
   let leader;
   await waitFor('a stream leader', async () => (leader = await streamLeader(stack)) !== null, 20000, 200);
+  // Fresh api-ws instances whose consumers have delivered nothing yet.
+  await restartWs(stack, clients);
+  await sleep(500);
   const ledger = newLedger();
   const killedAt = Date.now();
   await leader.kill9();

@@ -256,6 +256,17 @@ export async function stopStack(stack) {
   if (!process.env.MOP_CHAOS_KEEP) rmSync(stack.dir, { recursive: true, force: true });
 }
 
+/**
+ * Restarts every api-ws instance (kill -9, start) and waits until every
+ * client is connected again: their event consumers then have delivered
+ * nothing yet, the state in which a consumer reset must not skip events.
+ */
+export async function restartWs(stack, clients) {
+  await Promise.all(stack.ws.map((w) => w.kill9()));
+  await Promise.all(stack.ws.map((w) => w.start()));
+  await waitFor('every client reconnected', () => clients.every((c) => c.connected), 30000, 100);
+}
+
 export function logs(stack, n = 40) {
   return stack.all.map((p) => `--- ${p.name}\n${p.tail(n)}`).join('\n');
 }
@@ -337,7 +348,8 @@ export class Client {
     Object.assign(this, { stack, rest, user, conv, index, v2 });
     this.token = user.access_token;
     this.at = index % stack.ws.length;
-    this.last = 0; // last seq held
+    this.last = 0; // every seq up to this one is held (the contiguous top)
+    this.seqs = new Set(); // seqs held
     this.held = new Map(); // message id → message (realtime or fetched)
     this.realtime = new Map(); // message id → realtime receipts
     this.notices = []; // {t, kind: 'disconnect'|'resync'|'gap'}
@@ -351,6 +363,9 @@ export class Client {
   async start() {
     const msgs = await this.rest.history(this.token, this.conv);
     for (const m of msgs) this.hold(m);
+    // Seqs below the first message (if any) are not messages: start at the top.
+    const c = await this.rest.call('GET', `/conversations/${this.conv}`, this.token);
+    this.last = Math.max(this.last, c.last_seq);
     this.connect();
     await waitFor(`client ${this.index} connected`, () => this.connected, 20000);
   }
@@ -398,7 +413,7 @@ export class Client {
       this.rtLast = Date.now();
       this.firstRealtime ??= new Map();
       if (!this.firstRealtime.has(m.id)) this.firstRealtime.set(m.id, Date.now());
-      const gap = m.seq > this.last + 1;
+      const gap = m.seq > this.last + 1; // the fetch below starts after the hole's bottom
       this.hold(m);
       if (gap) {
         this.gaps++;
@@ -410,7 +425,8 @@ export class Client {
 
   hold(m) {
     this.held.set(m.id, m);
-    this.last = Math.max(this.last, m.seq);
+    this.seqs.add(m.seq);
+    while (this.seqs.has(this.last + 1)) this.last++;
   }
 
   /** Fetches history after the last seq held; fetches run one at a time. */

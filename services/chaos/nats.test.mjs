@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
 import {
-  Client, Rest, assertClean, group, logs, newLedger, post, report, settle, sleep, startStack, stopStack, waitFor,
+  Client, Rest, assertClean, group, logs, newLedger, post, report, restartWs, settle, sleep, startStack, stopStack, waitFor,
 } from './lib.mjs';
 
 const MEMBERS = 20;
@@ -38,12 +38,15 @@ async function outagePending() {
 }
 
 test('NATS killed before the first event and restarted', async () => {
-  // No event has reached the api-ws consumers yet: only the conversation's
-  // creation, before they started. This is where DeliverNew lost events.
+  // Fresh api-ws instances whose consumers have delivered nothing yet, NATS
+  // killed half a second later: where a DeliverNew consumer lost events.
+  await restartWs(stack, clients);
+  await sleep(500);
   await nats().kill9();
   const ledger = newLedger();
-  const posting = post(rest, users[1], conv.id, { count: 40, perSecond: 5, tag: 'before-first', ledger });
-  await sleep(4000);
+  await sleep(1000);
+  const posting = post(rest, users[1], conv.id, { count: 50, perSecond: 5, tag: 'before-first', ledger });
+  await sleep(5000);
   // Events wait in the outbox; the gauge must say so while publishing fails.
   const pending = await outagePending();
   await nats().start();

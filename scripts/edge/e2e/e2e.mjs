@@ -5,7 +5,9 @@
 //
 // Environment: MOP_E2E_DOMAIN, MOP_E2E_HTTPS_PORT, MOP_E2E_ACCESS_LOG (nginx access log),
 // MOP_E2E_WS_UPSTREAMS (host:port,host:port), MOP_E2E_RESTART_CMD (replaces one api-ws
-// instance: stop it, start a new binary on the same port, wait for /healthz).
+// instance: stop it, start a new binary on the same port, wait for /healthz),
+// MOP_E2E_SECRETS_FILE (written at the end: every access token, refresh token and Engine.IO
+// sid the clients used, one a line, for the log scan of test.sh).
 import https from 'node:https';
 import fs from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -16,6 +18,10 @@ const port = Number(process.env.MOP_E2E_HTTPS_PORT || 443);
 const accessLog = process.env.MOP_E2E_ACCESS_LOG;
 const wsUpstreams = (process.env.MOP_E2E_WS_UPSTREAMS || '').split(',').filter(Boolean);
 const restartCmd = process.env.MOP_E2E_RESTART_CMD;
+const secretsFile = process.env.MOP_E2E_SECRETS_FILE;
+// Credentials seen by this run; none of them may appear in any log.
+const secrets = new Set();
+const remember = (...vs) => { for (const v of vs) if (typeof v === 'string' && v.length >= 16) secrets.add(v); };
 const apiHost = `api.${domain}`;
 const wsHost = `ws-api.${domain}`;
 const wwwOrigin = `https://www.${domain}`;
@@ -48,11 +54,12 @@ const lookup = (hostname, opts, cb) => {
 };
 const agent = new https.Agent({ keepAlive: true, lookup });
 
-function request(method, host, path, { body, token, headers = {} } = {}) {
+function request(method, host, path, { body, raw, token, headers = {} } = {}) {
   return new Promise((resolve, reject) => {
     const h = { accept: 'application/json', ...headers };
     let data;
     if (body !== undefined) { data = Buffer.from(JSON.stringify(body)); h['content-type'] = 'application/json'; h['content-length'] = data.length; }
+    if (raw !== undefined) { data = Buffer.from(raw); h['content-length'] = data.length; }
     if (token) h.authorization = `Bearer ${token}`;
     const req = https.request({ host, port, path, method, headers: h, agent, servername: host, timeout: 15000 }, (res) => {
       const chunks = [];
@@ -99,7 +106,7 @@ function connect(token, { transports = ['websocket'], cookie, name } = {}) {
   });
   const close = s.close.bind(s);
   s.close = () => { s.closing = true; return close(); };
-  s.on('connect', () => { s.connects++; if (s.io.engine) s.sids.add(s.io.engine.id); });
+  s.on('connect', () => { s.connects++; if (s.io.engine) { s.sids.add(s.io.engine.id); remember(s.io.engine.id); } });
   return s;
 }
 const connected = (s, what) => until(`${what} connected`, () => s.connected, 15000);
@@ -108,10 +115,15 @@ function accessLogLines() {
   if (!accessLog) return [];
   return fs.readFileSync(accessLog, 'utf8').split('\n').filter((l) => l.includes(`${wsHost} `));
 }
+// The access log keeps only the first 6 characters of a sid (sidp=): sessions are told apart
+// by that prefix.
 function upstreamsBySid(sids) {
   const by = new Map();
+  const prefixes = new Set([...sids].map((s) => s.slice(0, 6)));
+  if (prefixes.size !== sids.size) throw new Error('two Engine.IO sids share their 6-character prefix');
+  sids = prefixes;
   for (const line of accessLogLines()) {
-    const sid = /\bsid=(\S+)/.exec(line)?.[1];
+    const sid = /\bsidp=(\S+)/.exec(line)?.[1];
     const up = /\bupstream=(\S+)/.exec(line)?.[1];
     if (!sid || sid === '-' || !sids.has(sid) || !up || up === '-') continue;
     if (!by.has(sid)) by.set(sid, new Set());
@@ -135,6 +147,10 @@ async function main() {
   ok(login.status === 200 && login.json?.access_token, `REST login on ${apiHost}`, `${login.status} ${login.text.slice(0, 200)}`);
   ok(/^[A-Za-z0-9._:-]+$/.test(login.headers['x-request-id'] || ''), 'response carries X-Request-ID', login.headers);
   ok(/max-age=\d+/.test(login.headers['strict-transport-security'] || ''), 'HSTS on the api host');
+  for (const r of [reg.alice, reg.bob, login.json]) remember(r?.access_token, r?.refresh_token);
+  const refreshed = await api('POST', '/auth/refresh', { body: { refresh_token: login.json?.refresh_token } });
+  ok(refreshed.status === 200 && refreshed.json?.refresh_token, `REST refresh on ${apiHost}`, `${refreshed.status} ${refreshed.text.slice(0, 200)}`);
+  remember(refreshed.json?.access_token, refreshed.json?.refresh_token);
   const alice = login.json?.access_token || reg.alice?.access_token;
   const bob = reg.bob?.access_token;
   const bobId = reg.bob?.user?.id;
@@ -163,6 +179,15 @@ async function main() {
   }
   const evilPoll = await request('GET', wsHost, '/socket.io/?EIO=4&transport=polling', { headers: { origin: foreignOrigin } });
   ok(evilPoll.status === 403, `polling handshake with a foreign Origin refused (403) on ${wsHost}`, evilPoll.status);
+
+  // --- a 2.x-style client: the token in the query string of the polling handshake
+  const hs = await request('GET', wsHost, `/socket.io/?EIO=4&transport=polling&token=${encodeURIComponent(bob)}`);
+  const qsid = /"sid":"([^"]+)"/.exec(hs.text)?.[1];
+  remember(qsid);
+  const open = qsid && await request('POST', wsHost, `/socket.io/?EIO=4&transport=polling&sid=${qsid}`,
+    { headers: { 'content-type': 'text/plain;charset=UTF-8' }, body: undefined, raw: '40' });
+  const ack = qsid && await request('GET', wsHost, `/socket.io/?EIO=4&transport=polling&sid=${qsid}`);
+  ok(open?.status === 200 && /^40\{"sid"/.test(ack?.text || ''), 'polling client with ?token= in the query connects through nginx', { hs: hs.status, open: open?.status, ack: ack?.text });
 
   // --- wss:// on the ws-api host, a REST message delivered on the socket
   const ws = connect(bob, { name: 'ws' });
@@ -244,6 +269,7 @@ async function main() {
 main()
   .catch((e) => { failures++; console.log(`FAIL - e2e aborted: ${e && e.stack || e}`); })
   .finally(() => {
+    if (secretsFile) fs.writeFileSync(secretsFile, [...secrets].join('\n') + (secrets.size ? '\n' : ''));
     console.log(`e2e: ${passes} passed, ${failures} failed`);
     agent.destroy();
     process.exit(failures ? 1 : 0);

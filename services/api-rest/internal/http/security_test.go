@@ -1,9 +1,14 @@
 package api_test
 
 import (
+	"bytes"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
 
+	"github.com/chat5202ol/mop/pkg/logging"
+	api "github.com/chat5202ol/mop/services/api-rest/internal/http"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store/storetest"
 )
 
@@ -83,6 +88,77 @@ func TestPrivacySetting(t *testing.T) {
 		for _, bad := range []string{"friends", "", "Nobody"} {
 			expectFieldError(t, e.do(req{Method: "PUT", Path: "/api/v1/users/me/privacy", Token: alice.Access,
 				Body: map[string]string{"presence": bad}}), http.StatusBadRequest, "invalid_input", "presence")
+		}
+	})
+}
+
+// lockedBuffer is a log sink safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestNoCredentialsInTheLog runs every flow that carries a credential —
+// register, login, refresh (also a spent token, which revokes the session),
+// logout, bad and forged tokens — with the access log at the default level,
+// and finds none of them in it.
+func TestNoCredentialsInTheLog(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		logs := &lockedBuffer{}
+		log, err := logging.New(logs, "api-rest", "info")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := newEnv(t, b, func(o *api.Options) { o.Log = log })
+		alice := e.register("alice")
+		var secrets []string
+		var login, refreshed struct {
+			AccessToken  string `json:"access_token"`
+			RefreshToken string `json:"refresh_token"`
+		}
+		expect(t, e.do(req{Method: "POST", Path: "/api/v1/auth/login",
+			Body: map[string]string{"username": "alice", "password": "password-alice"}}), http.StatusOK, &login)
+		expect(t, e.do(req{Method: "POST", Path: "/api/v1/auth/refresh",
+			Body: map[string]string{"refresh_token": login.RefreshToken}}), http.StatusOK, &refreshed)
+		// The spent refresh token again: reuse, the session is revoked.
+		expectError(t, e.do(req{Method: "POST", Path: "/api/v1/auth/refresh",
+			Body: map[string]string{"refresh_token": login.RefreshToken}}), http.StatusUnauthorized, "refresh_reused")
+		forged, expired := e.forgedToken(alice), e.expiredToken(alice)
+		for _, tok := range []string{forged, expired, refreshed.AccessToken} {
+			e.do(req{Method: "GET", Path: "/api/v1/users/me", Token: tok})
+		}
+		expect(t, e.do(req{Method: "POST", Path: "/api/v1/auth/logout", Token: alice.Access}), http.StatusNoContent, nil)
+		e.do(req{Method: "GET", Path: "/api/v1/users/me", Token: alice.Access}) // after logout
+		e.do(req{Method: "GET", Path: "/api/v1/users/me?token=" + alice.Access, Token: alice.Access})
+		secrets = append(secrets, alice.Access, alice.Refresh, login.AccessToken, login.RefreshToken,
+			refreshed.AccessToken, refreshed.RefreshToken, forged, expired, "password-alice")
+		out := logs.String()
+		if strings.Count(out, `"msg":"request"`) < 8 {
+			t.Fatalf("the access log has too few lines to prove anything:\n%s", out)
+		}
+		for _, s := range secrets {
+			// A JWT's signature alone is a credential's fingerprint: look for it too.
+			needles := []string{s}
+			if parts := strings.Split(s, "."); len(parts) == 3 {
+				needles = append(needles, parts[2])
+			}
+			for _, n := range needles {
+				if strings.Contains(out, n) {
+					t.Errorf("credential %.12s… in the log", n)
+				}
+			}
 		}
 	})
 }

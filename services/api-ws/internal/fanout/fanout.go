@@ -275,10 +275,7 @@ func (f *Fanout) check(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("stream info: %w", err)
-	}
+	info := st.CachedInfo() // fresh: the lookup above fetched it
 	last := info.State.LastSeq
 	if last >= cursor {
 		f.m.ConsumerLag.Set(float64(last - cursor))

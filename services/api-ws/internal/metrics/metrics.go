@@ -110,6 +110,14 @@ func New(service string) *Metrics {
 		Name: "mop_build_info", Help: "Build identity of this binary (always 1).",
 	}, []string{"service", "version", "commit", "go"})
 	build.WithLabelValues(info.Service, info.Version, info.Commit, info.Go).Set(1)
+	// Connection series exist at 0 from the start: a fresh or idle instance
+	// then reports 0 sockets instead of nothing, which the connection-drop
+	// alerts and the dashboard need (a missing series compares as nothing).
+	for _, transport := range []string{"websocket", "polling"} {
+		for _, protocol := range []string{"3", "4"} {
+			m.Connections.WithLabelValues(transport, protocol)
+		}
+	}
 
 	r.MustRegister(
 		collectors.NewGoCollector(),

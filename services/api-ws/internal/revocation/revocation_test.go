@@ -131,3 +131,52 @@ func TestEntriesExpireWithTheBucketTTL(t *testing.T) {
 		t.Fatalf("%d entries after Expire", set.Len())
 	}
 }
+
+// A bucket lost with NATS's store and recreated restarts its sequences: the
+// watcher, told to rewatch, must see revocations written to the new bucket
+// (its old cursor would wait beyond them).
+func TestRewatchFollowsARecreatedBucket(t *testing.T) {
+	_, nc := natstest.Connect(t)
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	subj := event.MustSubjects("t")
+	_, kv, err := bus.Setup(ctx, js, subj, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sid := range []string{"s1", "s2", "s3", "s4", "s5"} {
+		if _, err := kv.Put(ctx, sid, []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set := revocation.New(time.Hour)
+	if err := set.Watch(ctx, kv, logging.Discard(), nil); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting until %s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitUntil("synced", set.Synced)
+	if err := js.DeleteKeyValue(ctx, subj.RevokedSessionsBucket()); err != nil {
+		t.Fatal(err)
+	}
+	if recreated, err := bus.Heal(ctx, js, subj, 1); err != nil || !recreated {
+		t.Fatalf("heal: %v %v", recreated, err)
+	}
+	set.Rewatch()
+	if _, err := kv.Put(ctx, "after-loss", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil("the revocation written to the new bucket is known", func() bool {
+		revoked, _ := set.Revoked("after-loss")
+		return revoked
+	})
+}

@@ -23,9 +23,11 @@ import (
 // ErrUnavailable means api-rest did not answer (no responders, timeout, NATS down).
 var ErrUnavailable = errors.New("api-rest unavailable")
 
-// SessionCacheTTL is how long a Session answer is reused. Connects come in
-// bursts after a deploy or a network blip; a revocation inside the window is
-// still enforced by the revoked-sessions set, which api-ws checks first.
+// SessionCacheTTL is how long a negative Session answer (revoked, expired,
+// never existed) is reused: such a session never comes back, and a client
+// retrying with a dead token must not cost api-rest a query each time. Live
+// answers are not cached: a logout must stop the next connect at once, and
+// api-rest answers them from its own short cache.
 const SessionCacheTTL = 5 * time.Second
 
 // maxSessionsCached bounds the cache; when full it is emptied (it is a cache).
@@ -146,8 +148,8 @@ func (c *Client) SessionActive(ctx context.Context, sessionID string) (bool, err
 }
 
 // Session asks who owns a session and whether it is live; owner is "" for a
-// session that never existed. Answers are reused for SessionCacheTTL; errors
-// are not cached. An api-rest too old to name the owner answers a live
+// session that never existed. Negative answers are reused for
+// SessionCacheTTL; live ones and errors are not cached. An api-rest too old to name the owner answers a live
 // session without one: that is ErrUnavailable, so callers fall back to what
 // they did before session binding.
 func (c *Client) Session(ctx context.Context, sessionID string) (owner string, live bool, err error) {
@@ -164,6 +166,9 @@ func (c *Client) Session(ctx context.Context, sessionID string) (owner string, l
 	}
 	if out.Active && out.UserID == "" {
 		return "", false, fmt.Errorf("rpc %s: %w: the answer names no owner", event.RPCSessionActive, ErrUnavailable)
+	}
+	if out.Active {
+		return out.UserID, true, nil
 	}
 	c.mu.Lock()
 	if len(c.sessions) >= maxSessionsCached {

@@ -18,7 +18,7 @@ import (
 )
 
 // TestSession: the owner and liveness come back as api-rest answers them,
-// repeated questions within the cache window cost no request, and a live
+// repeated questions about a dead session cost no request, and a live
 // answer without an owner (an api-rest from before session binding) is
 // ErrUnavailable rather than a binding nobody checked.
 func TestSession(t *testing.T) {
@@ -60,11 +60,15 @@ func TestSession(t *testing.T) {
 		}
 	}
 	before := calls.Load()
-	if owner, live, err := c.Session(ctx, "s-live"); owner != "u1" || !live || err != nil {
+	if owner, live, err := c.Session(ctx, "s-revoked"); owner != "u1" || live || err != nil {
 		t.Fatalf("cached answer %q %v %v", owner, live, err)
 	}
 	if calls.Load() != before {
-		t.Fatal("a repeated question within the cache window asked api-rest again")
+		t.Fatal("a repeated question about a dead session within the cache window asked api-rest again")
+	}
+	// A live answer is never reused: a logout must stop the very next connect.
+	if _, live, _ := c.Session(ctx, "s-live"); !live || calls.Load() != before+1 {
+		t.Fatalf("live session answered from the cache (%d calls, want %d)", calls.Load(), before+1)
 	}
 }
 
