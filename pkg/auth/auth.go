@@ -24,7 +24,7 @@ import (
 	"github.com/oklog/ulid/v2"
 )
 
-// Sentinel errors; Code maps them to the wire codes of DESIGN (connect_error
+// Sentinel errors; Code maps them to the wire codes of docs/api.md (connect_error
 // data.code, REST error.code).
 var (
 	ErrTokenMissing = errors.New("token missing")

@@ -1,5 +1,5 @@
 // Package logging builds the one logrus logger a service creates in main and
-// passes down. Output is JSON with the field names DESIGN fixes (service,
+// passes down. Output is JSON with the field names docs/dev.md fixes (service,
 // request_id, user_id, conn_id), so logs of both services can be joined.
 package logging
 

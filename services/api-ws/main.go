@@ -2,7 +2,7 @@
 // v4 and v3) that authenticates sockets with the shared JWT, fans out the
 // events api-rest publishes on NATS, forwards client actions to api-rest over
 // NATS request/reply, and tracks presence across instances. See
-// docs/decisions/api-ws-*.md and DESIGN "Realtime".
+// docs/decisions/api-ws-*.md.
 package main
 
 import (

@@ -60,7 +60,7 @@ const (
 	// silently drop a field such as the idempotency key.
 	Strict Mode = iota
 	// Lenient ignores unknown keys: NATS requests between neighbouring versions
-	// of api-ws and api-rest during a rolling deploy (DESIGN's compatibility rule).
+	// of api-ws and api-rest during a rolling deploy (the rolling-deploy rule of docs/decisions/nats-contract.md).
 	Lenient
 )
 
