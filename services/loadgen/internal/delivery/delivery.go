@@ -229,6 +229,17 @@ func (t *Tracker) TimeToLast(n int) (time.Duration, int) {
 	return time.Duration(t.last[n].Load()), int(t.count[n].Load())
 }
 
+// BusToLast is the time from message n's first sight on the bus (tap) to
+// its last receipt; false without a tap or a receipt.
+func (t *Tracker) BusToLast(n int) (time.Duration, bool) {
+	b, sent, last := t.busAt[n].Load()-1, t.sent[n].Load()-1, t.last[n].Load()
+	if b < 0 || sent < 0 || last == 0 {
+		return 0, false
+	}
+	// last is a latency from the send; the sighting is a Clock() reading.
+	return time.Duration(last) - time.Duration(b-sent), true
+}
+
 // Result summarises a run over the conns connections and messages sent so far.
 type Result struct {
 	Sent       int64        `json:"sent"`

@@ -60,6 +60,13 @@ func TestBusStages(t *testing.T) {
 	if r.ToBus.Count != 1 || r.ToBus.Max != 4 || r.FromBus.Count != 1 || r.FromBus.Max != 6 || r.Latency.Max != 10 {
 		t.Fatalf("stages to %+v from %+v total %+v", r.ToBus, r.FromBus, r.Latency)
 	}
+	tr.Handle(1, []byte(delivery.EventName), payload(tr.ID(0), 1), 25*time.Millisecond)
+	if d, ok := tr.BusToLast(0); !ok || d != 11*time.Millisecond { // bus at 14, last receipt at 25
+		t.Fatalf("bus to last %v %v", d, ok)
+	}
+	if _, ok := tr.BusToLast(1); ok {
+		t.Fatal("bus to last for a message never sent")
+	}
 }
 
 func TestWait(t *testing.T) {

@@ -137,6 +137,10 @@ type BurstResult struct {
 	// time api-ws took to queue one event for every local recipient socket
 	// (0 when the server exports no metrics).
 	FanoutMeanMs float64 `json:"fanout_mean_ms,omitempty"`
+	// BusMedian is the median time from the event on the bus to the last
+	// member (mop: api-ws's part, without api-rest and JetStream; 0 without a
+	// tap).
+	BusMedian float64 `json:"bus_to_last_median_ms,omitempty"`
 }
 
 // Burst sends one message at a time, runs times, and measures when the last
@@ -144,7 +148,7 @@ type BurstResult struct {
 func (s *Session) Burst(ctx context.Context, runs int, gap time.Duration) (BurstResult, error) {
 	res := BurstResult{Members: len(s.Users)}
 	t := s.tracker(runs)
-	var lasts []time.Duration
+	var lasts, fromBus []time.Duration
 	before := s.env.fanoutHistogram(ctx)
 	for n := 0; n < runs; n++ {
 		if err := s.post(ctx, t, n); err != nil {
@@ -158,15 +162,21 @@ func (s *Session) Burst(ctx context.Context, runs int, gap time.Duration) (Burst
 			res.Incomplete++
 		}
 		lasts = append(lasts, last)
+		if d, ok := t.BusToLast(n); ok {
+			fromBus = append(fromBus, d)
+		}
 		res.Runs = append(res.Runs, ms(last))
 		sleep(ctx, gap)
 	}
 	res.Median = ms(median(lasts))
+	if len(fromBus) > 0 {
+		res.BusMedian = ms(median(fromBus))
+	}
 	if after := s.env.fanoutHistogram(ctx); after.count > before.count {
 		res.FanoutMeanMs = (after.sum - before.sum) / (after.count - before.count) * 1000
 	}
-	s.env.logf("burst x %d: time to last %v ms, median %.1f ms, fan-out %.2f ms per event in the server",
-		len(s.Users), res.Runs, res.Median, res.FanoutMeanMs)
+	s.env.logf("burst x %d: time to last %v ms, median %.1f ms (from the bus %.1f ms), fan-out %.2f ms per event in the server",
+		len(s.Users), res.Runs, res.Median, res.BusMedian, res.FanoutMeanMs)
 	return res, nil
 }
 
