@@ -104,7 +104,8 @@ test-ops-rules:
 test-ops-backup: build
 	MOP_TEST_POSTGRES_URL='$(TEST_POSTGRES_URL)' ./scripts/ops/run.sh backup.test.mjs
 
-# Debian's Prometheus scrapes api-rest and two api-ws under load; an alert fires (about 70 s).
+# Debian's Prometheus scrapes api-rest and two api-ws under load; an alert fires and
+# Alertmanager routes it (about 100 s).
 test-ops-prometheus: build
 	./scripts/ops/run.sh prometheus.test.mjs
 

@@ -3,13 +3,16 @@
 // examples), client TLS with a private CA, password authentication with the
 // shipped permissions, mutual-TLS routes; api-rest and api-ws given every node
 // in NATS_URL with credentials, the CA through SSL_CERT_FILE, NATS_REPLICAS=3.
-// Checks: the stream and bucket are replicated on three nodes, a message goes
+// Checks: a wrong password is refused and the services' user may publish only
+// under mop.>, the stream and bucket are replicated on three nodes, a message goes
 // from REST to a socket.io-client, still does with one node stopped, and no
 // log line of either service shows the password. Also systemd-analyze verify
 // on deploy/nats/nats-server.service, whose ExecStart this test mirrors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
+import net from 'node:net';
+import tls from 'node:tls';
 import path from 'node:path';
 import { io } from 'socket.io-client';
 import { Stack, Rest, ORIGIN, bin, connected, freePort, record, root, run, until, waitFor } from './stack.mjs';
@@ -36,6 +39,33 @@ function nodeConf(values) {
     text = text.replace(re, `${name}: ${value}`);
   }
   return text;
+}
+
+/**
+ * Speaks the NATS protocol by hand: INFO in clear, TLS upgrade with the CA,
+ * CONNECT with user and password, then the given lines and a PING. Resolves
+ * with everything the server answered up to its PONG or its -ERR.
+ */
+function natsSession(port, ca, user, pass, lines = []) {
+  return new Promise((resolve, reject) => {
+    const raw = net.connect(port, '127.0.0.1');
+    raw.setTimeout(10000, () => { raw.destroy(); reject(new Error('nats session timed out')); });
+    raw.once('data', () => {
+      const s = tls.connect({ socket: raw, ca, servername: 'localhost' }, () => {
+        s.write(`CONNECT ${JSON.stringify({ user, pass, verbose: false, pedantic: false, tls_required: true })}\r\n`);
+        for (const l of lines) s.write(`${l}\r\n`);
+        s.write('PING\r\n');
+      });
+      let out = '';
+      s.on('data', (d) => {
+        out += d;
+        if (/PONG|-ERR 'Authorization Violation'/.test(out)) { s.destroy(); resolve(out); }
+      });
+      s.on('error', reject);
+      s.on('close', () => resolve(out));
+    });
+    raw.on('error', reject);
+  });
 }
 
 test('systemd unit of the NATS node verifies and runs what this test runs', () => {
@@ -86,6 +116,16 @@ test('a three-node JetStream cluster with TLS and authentication carries mop', {
   for (const n of nodes) {
     await waitFor(`${n.name} JetStream healthy`, async () => (await fetch(`http://127.0.0.1:${n.monitor}/healthz`)).ok, 30000);
   }
+
+  // The shipped authorization: a wrong password is refused; the services' user
+  // may publish under mop.> but nowhere else.
+  const ca = readFileSync(path.join(stack.dir, 'ca.pem'));
+  assert.match(await natsSession(nodes[0].port, ca, 'mop', 'wrong'), /-ERR 'Authorization Violation'/);
+  const allowed = await natsSession(nodes[0].port, ca, 'mop', PASSWORD, ['PUB mop.ops.test 2', 'hi']);
+  assert.match(allowed, /PONG/);
+  assert.doesNotMatch(allowed, /-ERR/);
+  assert.match(await natsSession(nodes[0].port, ca, 'mop', PASSWORD, ['PUB other.subject 2', 'hi']),
+    /-ERR 'Permissions Violation for Publish to "other\.subject"'/);
 
   // The services: every node, the credentials, TLS verified against the private CA.
   stack.natsURL = nodes.map((n) => `tls://mop:${PASSWORD}@${n.name === 'nats-2' ? 'localhost' : '127.0.0.1'}:${n.port}`).join(',');

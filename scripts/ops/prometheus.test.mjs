@@ -6,9 +6,12 @@
 // API only: targets up, the connection-count and message-rate series move
 // with the load and back, and MopWsConnectionsHigh fires for the instance
 // over the limit and for no other; every query of the Grafana dashboard runs.
+// Debian's Alertmanager runs the shipped routing (its receivers pointed at a
+// local webhook): the warning reaches the team channel and pages nobody.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { io } from 'socket.io-client';
 import { Stack, Rest, ORIGIN, connected, freePort, root, waitFor } from './stack.mjs';
@@ -52,13 +55,28 @@ class Prometheus {
   }
 }
 
+/** A webhook receiver: records every Alertmanager notification by path. */
+async function webhook() {
+  const got = { '/pager': [], '/team': [] };
+  const srv = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => { (got[req.url] ??= []).push(JSON.parse(body)); res.end(); });
+  });
+  const port = await freePort();
+  await new Promise((r) => srv.listen(port, '127.0.0.1', r));
+  return { port, got, close: () => srv.close() };
+}
+
 test('Prometheus scrapes the stack, series move with the load, a connection alert fires', { timeout: 240000 }, async (t) => {
   const stack = new Stack('prometheus');
   const sockets = [];
   let sending = true;
+  const hook = await webhook();
   t.after(async () => {
     sending = false;
     for (const s of sockets) s.close();
+    hook.close();
     await stack.stopAll();
   });
   await stack.nats();
@@ -68,8 +86,28 @@ test('Prometheus scrapes the stack, series move with the load, a connection aler
   const host = (u) => new URL(u).host;
 
   writeFileSync(path.join(stack.dir, 'thresholds.yml'), thresholds({ ws_connections_instance_high: 2 }));
+  // The shipped routing and inhibitions; only the receivers point at the webhook.
+  const am = readFileSync(path.join(root, 'deploy/prometheus/alertmanager.yml'), 'utf8');
+  assert.match(am, /\nreceivers:\n/);
+  writeFileSync(path.join(stack.dir, 'alertmanager.yml'), `${am.slice(0, am.indexOf('\nreceivers:\n'))}
+receivers:
+  - name: pager
+    webhook_configs: [{url: "http://127.0.0.1:${hook.port}/pager"}]
+  - name: team-channel
+    webhook_configs: [{url: "http://127.0.0.1:${hook.port}/team"}]
+`);
+  const amPort = await freePort();
+  stack.start('alertmanager', 'prometheus-alertmanager', [
+    `--config.file=${path.join(stack.dir, 'alertmanager.yml')}`,
+    `--storage.path=${path.join(stack.dir, 'alertmanager')}`,
+    `--web.listen-address=127.0.0.1:${amPort}`,
+    '--cluster.listen-address=',
+    '--log.level=warn',
+  ]);
   writeFileSync(path.join(stack.dir, 'prometheus.yml'), `
 global: {scrape_interval: 1s, evaluation_interval: 1s}
+alerting:
+  alertmanagers: [{static_configs: [{targets: ["127.0.0.1:${amPort}"]}]}]
 rule_files: [${JSON.stringify(path.join(rules, 'mop.yml'))}, ${JSON.stringify(path.join(stack.dir, 'thresholds.yml'))}]
 scrape_configs:
   - job_name: mop-api-rest
@@ -155,6 +193,12 @@ scrape_configs:
   assert.deepEqual(firing.map((a) => [a.labels.instance, a.state, a.labels.severity]), [[host(ws1), 'firing', 'warning']]);
   assert.equal(Number(firing[0].value), 3);
   assert.deepEqual(await prom.alerts('MopTargetDown'), []);
+
+  // Alertmanager: after the route's group_wait (30 s) the warning reaches the team channel only.
+  const notified = (p) => hook.got[p].flatMap((n) => n.alerts).filter((a) => a.labels.alertname === 'MopWsConnectionsHigh');
+  await waitFor('the team channel is notified', async () => notified('/team').length > 0, 90000);
+  assert.deepEqual(notified('/team').map((a) => [a.status, a.labels.instance]), [['firing', host(ws1)]]);
+  assert.deepEqual(notified('/pager'), [], 'a warning pages nobody');
 
   // Load gone: connections back to 0, the alert resolves.
   sending = false;

@@ -42,6 +42,7 @@ func (p *published) list() []event.PresenceState {
 
 type env struct {
 	t   *testing.T
+	js  jetstream.JetStream
 	kv  jetstream.KeyValue
 	pub *published
 }
@@ -59,7 +60,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, kv: kv, pub: &published{}}
+	return &env{t: t, js: js, kv: kv, pub: &published{}}
 }
 
 // tracker starts an instance; stop ends it (crash: without Stop's cleanup).
@@ -231,5 +232,34 @@ func TestLargeContactListsAreNotAnnounced(t *testing.T) {
 	}
 	if q := a.Query([]string{"u"})[0]; q.Online || q.LastSeen == nil {
 		t.Fatalf("query %+v", q)
+	}
+}
+
+// A presence bucket lost with NATS's store and recreated: after Rewatch each
+// instance mirrors the new bucket and writes its users' markers again, so
+// users already online and users coming online afterwards are both seen.
+func TestRewatchAfterTheBucketIsRecreated(t *testing.T) {
+	e := newEnv(t)
+	a, _, _ := e.tracker("a", 0)
+	b, _, _ := e.tracker("b", 0)
+	a.UserOnline("u")
+	e.waitFor("b sees u online", func() bool { return online(b, "u") })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cfg := presence.BucketConfig(event.MustSubjects("t"), 1)
+	if err := e.js.DeleteKeyValue(ctx, cfg.Bucket); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	a.Rewatch()
+	b.Rewatch()
+	a.UserOnline("v")
+	e.waitFor("b sees v, online since the loss", func() bool { return online(b, "v") })
+	e.waitFor("b sees u, whose marker a wrote again", func() bool { return online(b, "u") })
+	if _, err := e.kv.Get(ctx, "i.a"); err != nil {
+		t.Fatalf("a's heartbeat not in the new bucket: %v", err)
 	}
 }

@@ -347,6 +347,7 @@ export class Chat extends EventTarget {
       return;
     }
     this.#clearTyping(c, m.sender_id);
+    this.#recheckPresence(m.sender_id);
     this.#ingest(c, [m]);
     if (c.loaded && c.last_seq > c.top) this.#catchUp(c); // a seq was skipped: fill the gap
     if (c.id === this.activeId) this.markRead();
@@ -532,6 +533,19 @@ export class Chat extends EventTarget {
         }
       }
     });
+  }
+
+  #presenceRechecked = new Set();
+
+  // #recheckPresence asks once about a sender shown offline: presence follows each user's
+  // privacy setting, and writing to us can have made us one of their contacts just now.
+  #recheckPresence(userId) {
+    if (userId === this.me.id || this.presence.get(userId)?.online || this.#presenceRechecked.has(userId)) return;
+    if (!this.#rt.connected) return;
+    this.#presenceRechecked.add(userId);
+    this.#rt.request('presence.query', { user_ids: [userId] })
+      .then((ans) => this.#setPresence(ans.presence ?? []))
+      .catch(() => {});
   }
 
   #setPresence(states) {
