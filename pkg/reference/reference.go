@@ -36,15 +36,18 @@ const (
 // ending in * covers every exported name with that prefix not listed
 // explicitly (the Go runtime's collectors); its type and labels are not checked.
 type Metric struct {
-	Name   string
-	Type   string // counter, gauge, histogram, summary, untyped
-	Labels []string
+	Name    string
+	Type    string // counter, gauge, histogram, summary, untyped
+	Labels  []string
+	Meaning string // documented rows only
 }
 
 // Setting is an environment variable and its default ("" when the code has none).
 type Setting struct {
 	Name    string
 	Default string
+	// Documented rows only: the accepted values and the rule for production.
+	Range, Production string
 }
 
 // Doc is the parsed reference: rows by section.
@@ -127,13 +130,13 @@ func Load(path string) (*Doc, error) {
 			}
 			switch part {
 			case "Metrics":
-				m := Metric{Name: first[1], Type: strings.TrimSpace(cells[1])}
+				m := Metric{Name: first[1], Type: strings.TrimSpace(cells[1]), Meaning: strings.TrimSpace(cells[3])}
 				for _, l := range tick.FindAllStringSubmatch(cells[2], -1) {
 					m.Labels = append(m.Labels, l[1])
 				}
 				d.Metrics[section] = append(d.Metrics[section], m)
 			case "Settings":
-				s := Setting{Name: first[1]}
+				s := Setting{Name: first[1], Range: strings.TrimSpace(cells[2]), Production: strings.TrimSpace(cells[3])}
 				if def := tick.FindStringSubmatch(cells[1]); def != nil {
 					s.Default = def[1]
 				}
@@ -302,6 +305,8 @@ func (d *Doc) CheckMetrics(sections []string, code []Metric, sourceNames []strin
 		case !ok && !slices.ContainsFunc(wildcards, func(p string) bool { return strings.HasPrefix(m.Name, p) }):
 			problems = append(problems, fmt.Sprintf("metric %s (%s) is exported but not in reference.md %v", m.Name, m.Type, sections))
 		case !ok:
+		case dm.Meaning == "":
+			problems = append(problems, fmt.Sprintf("metric %s: reference.md gives no meaning", m.Name))
 		case dm.Type != m.Type:
 			problems = append(problems, fmt.Sprintf("metric %s: reference.md says %s, code exports a %s", m.Name, dm.Type, m.Type))
 		case !sameSet(dm.Labels, m.Labels):
@@ -343,6 +348,8 @@ func (d *Doc) CheckSettings(sections []string, code []Setting) []string {
 		switch {
 		case !ok:
 			problems = append(problems, fmt.Sprintf("setting %s is read by the code but not in reference.md %v", v.Name, sections))
+		case dv.Range == "" || dv.Production == "":
+			problems = append(problems, fmt.Sprintf("setting %s: reference.md needs its range and production rule", v.Name))
 		case v.Default != "" && dv.Default != v.Default:
 			problems = append(problems, fmt.Sprintf("setting %s: reference.md says default %q, code %q", v.Name, dv.Default, v.Default))
 		}

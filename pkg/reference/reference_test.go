@@ -50,7 +50,9 @@ func TestCheckMetricsBothWays(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "reference.md")
 	doc := "## Metrics\n### svc\n| metric | type | labels | meaning |\n|---|---|---|---|\n" +
-		"| `a_total` | counter | `x` | a |\n| `b` | gauge | — | b |\n| `go_*` | — | — | runtime |\n"
+		"| `a_total` | counter | `x` | a |\n| `b` | gauge | — | b |\n| `d` | gauge | — |  |\n| `go_*` | — | — | runtime |\n" +
+		"## Settings\n### svc\n| variable | default | range | production rule |\n|---|---|---|---|\n" +
+		"| `A` | `1` | 1..2 | default |\n| `B` | — |  |  |\n"
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -63,18 +65,20 @@ func TestCheckMetricsBothWays(t *testing.T) {
 	goMetric := prometheus.NewGauge(prometheus.GaugeOpts{Name: "go_anything", Help: "g"})
 	wrongLabels := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "a_total", Help: "a"}, []string{"y"})
 	extra := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "c_seconds", Help: "c"})
+	noMeaning := prometheus.NewGauge(prometheus.GaugeOpts{Name: "d", Help: "d"})
 	for _, tc := range []struct {
 		name   string
 		cs     []prometheus.Collector
 		source []string
 		want   []string // substrings, one per problem
 	}{
-		{"in sync", []prometheus.Collector{a, b, goMetric}, nil, nil},
-		{"documented, not exported", []prometheus.Collector{a}, nil, []string{"metric b is in reference.md"}},
-		{"exported, not documented", []prometheus.Collector{a, b, extra}, nil, []string{"metric c_seconds (histogram) is exported"}},
-		{"registered in source only", []prometheus.Collector{a, b}, []string{"mop_new"}, []string{"metric mop_new is registered in code"}},
-		{"source name counts as exported", []prometheus.Collector{a}, []string{"b"}, nil},
-		{"labels differ", []prometheus.Collector{wrongLabels, b}, nil, []string{"metric a_total: reference.md lists labels [x], code has [y]"}},
+		{"in sync", []prometheus.Collector{a, b, goMetric}, []string{"d"}, nil},
+		{"documented, not exported", []prometheus.Collector{a}, []string{"d"}, []string{"metric b is in reference.md"}},
+		{"exported, not documented", []prometheus.Collector{a, b, extra}, []string{"d"}, []string{"metric c_seconds (histogram) is exported"}},
+		{"registered in source only", []prometheus.Collector{a, b}, []string{"d", "mop_new"}, []string{"metric mop_new is registered in code"}},
+		{"source name counts as exported", []prometheus.Collector{a}, []string{"b", "d"}, nil},
+		{"labels differ", []prometheus.Collector{wrongLabels, b}, []string{"d"}, []string{"metric a_total: reference.md lists labels [x], code has [y]"}},
+		{"no meaning", []prometheus.Collector{a, b, noMeaning}, nil, []string{"metric d: reference.md gives no meaning"}},
 	} {
 		code, err := reference.Collect(tc.cs...)
 		if err != nil {
@@ -90,6 +94,28 @@ func TestCheckMetricsBothWays(t *testing.T) {
 				t.Errorf("%s: problem %q, want it to contain %q", tc.name, got[i], w)
 			}
 		}
+	}
+}
+
+func TestCheckSettings(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "reference.md")
+	doc := "## Settings\n### svc\n| variable | default | range | production rule |\n|---|---|---|---|\n" +
+		"| `A` | `1` | 1..2 | default |\n| `B` | — |  |  |\n| `C` | `x` | any | default |\n"
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := reference.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := d.CheckSettings([]string{"svc"}, []reference.Setting{{Name: "A", Default: "1"}, {Name: "B"}, {Name: "C", Default: "y"}, {Name: "E"}})
+	want := []string{
+		"setting B: reference.md needs its range and production rule",
+		`setting C: reference.md says default "x", code "y"`,
+		"setting E is read by the code but not in reference.md [svc]",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 
