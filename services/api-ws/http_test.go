@@ -101,7 +101,7 @@ func TestProbesAndMetrics(t *testing.T) {
 	}
 	for _, want := range []string{
 		`mop_build_info{`, `mop_ws_connections{protocol="4",transport="websocket"} 1`, "mop_ws_nats_consumer_lag",
-		"mop_ws_output_pending_bytes", "go_goroutines", "process_resident_memory_bytes",
+		"mop_ws_output_pending_bytes", "go_goroutines", "process_resident_memory_bytes", "mop_ready 1",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)

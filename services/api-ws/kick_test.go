@@ -165,3 +165,24 @@ func TestDisconnectBookkeepingUnderChurn(t *testing.T) {
 		t.Fatal("panic in logs")
 	}
 }
+
+// auth.refresh binds the new token's session to the socket's user, as the
+// connect does: a token of alice naming bob's session is refused.
+func TestRefreshRefusesAnotherUsersSession(t *testing.T) {
+	s := newStack(t)
+	owners := map[string]string{"s-alice": "alice", "s-bob": "bob"}
+	s.respond(event.RPCSessionActive, func(req []byte) []byte {
+		var r event.SessionRequest
+		_ = json.Unmarshal(req, &r)
+		owner, ok := owners[r.SessionID]
+		return okReply(event.SessionReply{Active: ok, UserID: owner})
+	})
+	inst := s.start(nil)
+	c := s.dial(inst, "alice", "s-alice")
+	if a := call(t, c, "auth.refresh", map[string]any{"token": s.token("alice", "s-bob")}); a.code() != "forbidden" {
+		t.Fatalf("refresh into bob's session: %+v", a)
+	}
+	if a := call(t, c, "auth.refresh", map[string]any{"token": s.token("alice", "s-alice")}); !a.OK {
+		t.Fatalf("refresh into her own session: %+v", a)
+	}
+}

@@ -259,7 +259,7 @@ type refreshPayload struct {
 	Token string `json:"token"`
 }
 
-func (s *Server) authRefresh(_ context.Context, c *hub.Conn, payload json.RawMessage) (map[string]any, error) {
+func (s *Server) authRefresh(ctx context.Context, c *hub.Conn, payload json.RawMessage) (map[string]any, error) {
 	var p refreshPayload
 	if err := decode(payload, &p); err != nil {
 		return nil, err
@@ -274,6 +274,11 @@ func (s *Server) authRefresh(_ context.Context, c *hub.Conn, payload json.RawMes
 	}
 	if s.revoked(claims.SessionID) {
 		return nil, fail(event.CodeForbidden, "session revoked")
+	}
+	// The new token's session must be its user's, as at connect (a cache hit:
+	// revoked asked moments ago).
+	if owner, _, err := s.d.RPC.Session(ctx, claims.SessionID); err == nil && owner != c.UserID {
+		return nil, fail(event.CodeForbidden, "session belongs to another user")
 	}
 	exp := claims.ExpiresAt.Time
 	c.Reauthenticate(claims.SessionID, exp)

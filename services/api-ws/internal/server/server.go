@@ -40,31 +40,48 @@ func Router(o Options) http.Handler {
 		c.JSON(http.StatusOK, gin.H{"status": "ok", "version": info})
 	})
 	r.GET("/readyz", func(c *gin.Context) {
-		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
-		defer cancel()
-		checks := gin.H{}
-		ok := true
-		if o.Draining != nil && o.Draining() {
-			checks["draining"] = "yes"
-			ok = false
-		}
-		for name, check := range o.Checks {
-			if err := check(ctx); err != nil {
-				checks[name] = err.Error()
-				ok = false
-			} else {
-				checks[name] = "ok"
-			}
-		}
+		ok, checks := ready(c.Request.Context(), o)
 		status, code := "ok", http.StatusOK
 		if !ok {
 			status, code = "unavailable", http.StatusServiceUnavailable
 		}
 		c.JSON(code, gin.H{"status": status, "version": info, "checks": checks})
 	})
+	// Readiness as a series, so flapping and unready instances can alert
+	// (the same name and meaning as api-rest's).
+	o.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mop_ready", Help: "1 when every readiness check passes (what /readyz answers), else 0; checked at each scrape.",
+	}, func() float64 {
+		if ok, _ := ready(context.Background(), o); ok {
+			return 1
+		}
+		return 0
+	}))
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry})))
 	r.Any("/socket.io/*any", gin.WrapH(o.SocketIO))
 	return r
+}
+
+// ready runs every readiness check (and the draining state) with a 2 s
+// bound: what /readyz answers and mop_ready reports.
+func ready(ctx context.Context, o Options) (bool, gin.H) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	checks := gin.H{}
+	ok := true
+	if o.Draining != nil && o.Draining() {
+		checks["draining"] = "yes"
+		ok = false
+	}
+	for name, check := range o.Checks {
+		if err := check(ctx); err != nil {
+			checks[name] = err.Error()
+			ok = false
+		} else {
+			checks[name] = "ok"
+		}
+	}
+	return ok, checks
 }
 
 // Pprof returns a mux with the pprof handlers, served on PPROF_ADDR only.
