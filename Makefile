@@ -14,7 +14,7 @@ LDFLAGS := -s -w \
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
 
-.PHONY: all build run web test test-go test-fuzz test-pg test-ws test-conformance test-web test-edge test-bench-smoke test-security test-chaos test-ops test-ops-rules test-ops-backup test-ops-prometheus test-ops-nats bench lint fmt clean
+.PHONY: all build run web reset test test-go test-readme test-fuzz test-pg test-ws test-conformance test-web test-edge test-bench-smoke test-security test-chaos test-ops test-ops-rules test-ops-backup test-ops-prometheus test-ops-nats bench lint fmt clean
 
 all: build
 
@@ -40,8 +40,11 @@ bin/nats-server: pkg/go.mod
 FORCE:
 
 # The whole stack in the foreground: NATS (embedded, own port), api-rest :8080,
-# api-ws :8081, web client :8090. Ctrl-C stops all of it.
-run: build web
+# api-ws :8081, web client :8090. Ctrl-C stops all of it. It builds only what it starts,
+# and the web client with the local origins it talks to. State: var/ (`make reset`).
+run: export MOP_API_BASE = http://127.0.0.1:8080
+run: export MOP_WS_BASE = http://127.0.0.1:8081
+run: bin/api-rest bin/api-ws bin/devstack web
 	./bin/devstack
 
 # The web client (needs Node.js + npm); skipped with a note when npm is missing.
@@ -50,7 +53,7 @@ web:
 	else echo "npm not found: skipping the web client build (REST and Socket.IO still run)"; fi
 
 # Every suite. CI (.ci/run) installs the tools first, then runs this.
-test: lint test-go test-fuzz test-pg test-ws test-conformance test-web test-edge test-bench-smoke test-security test-ops test-chaos
+test: lint test-go test-fuzz test-pg test-readme test-ws test-conformance test-web test-edge test-bench-smoke test-security test-ops test-chaos
 
 test-go:
 	GO=$(GO) ./scripts/ci/go-test.sh
@@ -63,6 +66,10 @@ test-fuzz:
 test-pg:
 	MOP_TEST_POSTGRES_URL='$(TEST_POSTGRES_URL)' MOP_REQUIRE_POSTGRES=1 \
 		$(GO) test -count=1 ./services/api-rest/internal/store/... ./services/api-rest/internal/outbox/... ./services/api-rest/internal/http/...
+
+# The README's curl walk-through and realtime example, as written, twice against bin/devstack.
+test-readme: bin/api-rest bin/api-ws bin/devstack
+	./scripts/ci/readme.sh
 
 test-ws: build
 	./services/api-ws/test/run.sh
@@ -127,5 +134,11 @@ lint:
 fmt:
 	gofmt -w pkg services
 
+# Builds only: var/ (the `make run` database, NATS store and signing key) stays.
 clean:
 	rm -rf bin var/run
+	@if [ -d var ]; then echo "var/ (make run's users, messages and key) kept: \`make reset\` deletes it"; fi
+
+# Delete the state of `make run` (stop it first): a stack with no users, a new signing key.
+reset:
+	rm -rf var
