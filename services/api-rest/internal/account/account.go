@@ -102,6 +102,8 @@ type Registration struct {
 	Username    string `json:"username"`
 	Password    string `json:"password"`
 	DisplayName string `json:"display_name"`
+	// UserAgent labels the new session (set by the transport, not the body).
+	UserAgent string `json:"-"`
 }
 
 // Register creates a user and a first session.
@@ -129,13 +131,15 @@ func (s *Service) Register(ctx context.Context, in Registration) (Result, error)
 	if err != nil {
 		return Result{}, fmt.Errorf("register %s: %w", username, err)
 	}
-	return s.startSession(ctx, u)
+	return s.startSession(ctx, u, in.UserAgent)
 }
 
 // Credentials is the body of POST /auth/login.
 type Credentials struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
+	// UserAgent labels the new session (set by the transport, not the body).
+	UserAgent string `json:"-"`
 }
 
 // Login checks credentials and starts a session. Every failure after
@@ -164,7 +168,7 @@ func (s *Service) Login(ctx context.Context, in Credentials) (Result, error) {
 	if !ok || hash == s.dummy {
 		return Result{}, ErrInvalidCredentials
 	}
-	return s.startSession(ctx, u)
+	return s.startSession(ctx, u, in.UserAgent)
 }
 
 // Refresh spends a refresh token and returns a new pair for the same session.
@@ -250,13 +254,13 @@ func (s *Service) Session(ctx context.Context, sessionID string) (owner string, 
 	return owner, live, nil
 }
 
-func (s *Service) startSession(ctx context.Context, u event.User) (Result, error) {
+func (s *Service) startSession(ctx context.Context, u event.User, userAgent string) (Result, error) {
 	token, hash, err := auth.NewOpaqueToken()
 	if err != nil {
 		return Result{}, err
 	}
 	now := s.now()
-	sess := store.Session{ID: event.NewID(now), UserID: u.ID, ExpiresAt: now.Add(s.sessionTTL)}
+	sess := store.Session{ID: event.NewID(now), UserID: u.ID, ExpiresAt: now.Add(s.sessionTTL), UserAgent: UserAgent(userAgent)}
 	if err := s.st.CreateSession(ctx, sess, hash); err != nil {
 		return Result{}, fmt.Errorf("create session: %w", err)
 	}

@@ -32,6 +32,7 @@ func (s *server) registerUser(c *gin.Context) error {
 	if err := bind(c, &in); err != nil {
 		return err
 	}
+	in.UserAgent = c.Request.UserAgent()
 	res, err := s.opts.Accounts.Register(c.Request.Context(), in)
 	if err != nil {
 		return err
@@ -51,24 +52,36 @@ func (s *server) login(c *gin.Context) error {
 	if err := bind(c, &in); err != nil {
 		return err
 	}
+	in.UserAgent = c.Request.UserAgent()
 	username := input.NormalizeUsername(in.Username)
-	// The token is held before the password is checked: concurrent guesses
-	// from many addresses each need one, so at most the budget runs at once.
-	wait, done := s.loginID.Begin(username)
-	if wait > 0 {
-		return s.limited(scopeLoginUser, wait)
-	}
-	res, err := s.opts.Accounts.Login(c.Request.Context(), in)
-	failed := errors.Is(err, account.ErrInvalidCredentials)
-	done(failed)
-	if failed {
-		s.metrics.loginFailures.Inc()
-	}
+	var res account.Result
+	err := s.passwordCheck(username, account.ErrInvalidCredentials, func() (err error) {
+		res, err = s.opts.Accounts.Login(c.Request.Context(), in)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	c.JSON(http.StatusOK, res)
 	return nil
+}
+
+// passwordCheck runs check, which verifies a password of username, under the
+// per-username budget; only a check failing with wrong spends it. The token is
+// held before the password is checked: concurrent guesses from many addresses
+// each need one, so at most the budget runs at once.
+func (s *server) passwordCheck(username string, wrong error, check func() error) error {
+	wait, done := s.loginID.Begin(username)
+	if wait > 0 {
+		return s.limited(scopeLoginUser, wait)
+	}
+	err := check()
+	failed := errors.Is(err, wrong)
+	done(failed)
+	if failed {
+		s.metrics.loginFailures.Inc()
+	}
+	return err
 }
 
 // Refresh is the body of POST /auth/refresh.

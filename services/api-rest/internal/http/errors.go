@@ -112,6 +112,10 @@ func classify(err error) (int, Detail) {
 		return http.StatusUnauthorized, d(codeRefreshReused, "the refresh token was already used; the session is revoked")
 	case errors.Is(err, store.ErrSessionGone):
 		return http.StatusUnauthorized, d(codeSessionRevoked, "the session has been revoked")
+	case errors.Is(err, account.ErrWrongPassword):
+		// 403, not 401: the token is good, and a 401 would send clients to
+		// refresh or sign out.
+		return http.StatusForbidden, d(codeBadCredentials, "the password is wrong")
 	case errors.Is(err, errForeignSite):
 		return http.StatusForbidden, d(event.CodeForbidden, err.Error())
 	case errors.Is(err, store.ErrForbidden):

@@ -11,7 +11,11 @@ import (
 )
 
 // Revocation reasons written by the store itself.
-const ReasonRefreshReuse = "refresh_reuse"
+const (
+	ReasonRefreshReuse    = "refresh_reuse"
+	ReasonAccountDeleted  = "account_deleted"
+	ReasonPasswordChanged = "password_changed"
+)
 
 // CreateSession stores a session and its first refresh hash. An unknown user
 // is ErrInvalid.
@@ -20,9 +24,9 @@ func (s *DB) CreateSession(ctx context.Context, sess Session, refreshHash string
 		return fmt.Errorf("create session: id, user and refresh hash required: %w", ErrInvalid)
 	}
 	_, err := s.w.ExecContext(ctx, `
-		INSERT INTO sessions (id, user_id, refresh_hash, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5)`,
-		sess.ID, sess.UserID, refreshHash, micros(s.now()), micros(sess.ExpiresAt))
+		INSERT INTO sessions (id, user_id, refresh_hash, created_at, expires_at, user_agent, last_used_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $4)`,
+		sess.ID, sess.UserID, refreshHash, micros(s.now()), micros(sess.ExpiresAt), sess.UserAgent)
 	switch {
 	case isForeignKey(err):
 		return fmt.Errorf("create session for %s: %w", sess.UserID, ErrInvalid)
@@ -46,7 +50,7 @@ func (s *DB) RotateRefresh(ctx context.Context, oldHash, newHash string, now tim
 	err := s.write(ctx, func(t *tx) error {
 		var expires int64
 		err := t.QueryRowContext(ctx, `
-			UPDATE sessions SET refresh_hash = $2
+			UPDATE sessions SET refresh_hash = $2, last_used_at = $3
 			WHERE refresh_hash = $1 AND revoked_at IS NULL AND expires_at > $3
 			RETURNING id, user_id, expires_at`,
 			oldHash, newHash, micros(now)).Scan(&out.ID, &out.UserID, &expires)
@@ -152,4 +156,78 @@ func (s *DB) SessionOwner(ctx context.Context, sessionID string) (string, bool, 
 		return "", false, fmt.Errorf("session %s: %w", sessionID, err)
 	}
 	return owner, live == 1, nil
+}
+
+// UserSessions: see Store.
+func (s *DB) UserSessions(ctx context.Context, userID string) ([]Session, error) {
+	rows, err := s.r.QueryContext(ctx, `
+		SELECT id, user_id, created_at, expires_at, user_agent, COALESCE(last_used_at, created_at)
+		FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2
+		ORDER BY COALESCE(last_used_at, created_at) DESC, id DESC`, userID, micros(s.now()))
+	if err != nil {
+		return nil, fmt.Errorf("sessions of %s: %w", userID, err)
+	}
+	defer rows.Close()
+	out := []Session{}
+	for rows.Next() {
+		var sess Session
+		var created, expires, used int64
+		if err := rows.Scan(&sess.ID, &sess.UserID, &created, &expires, &sess.UserAgent, &used); err != nil {
+			return nil, fmt.Errorf("sessions of %s: %w", userID, err)
+		}
+		sess.CreatedAt, sess.ExpiresAt, sess.LastUsedAt = fromMicros(created), fromMicros(expires), fromMicros(used)
+		out = append(out, sess)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sessions of %s: %w", userID, err)
+	}
+	return out, nil
+}
+
+// RevokeUserSession: see Store.
+func (s *DB) RevokeUserSession(ctx context.Context, userID, sessionID, reason string) error {
+	err := s.write(ctx, func(t *tx) error {
+		var n int
+		if err := t.QueryRowContext(ctx, `SELECT COUNT(*) FROM sessions WHERE id = $1 AND user_id = $2`,
+			sessionID, userID).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrNotFound
+		}
+		return s.revoke(t, sessionID, reason)
+	})
+	if err != nil {
+		return fmt.Errorf("revoke session %s of %s: %w", sessionID, userID, err)
+	}
+	return nil
+}
+
+// revokeAll revokes the user's live sessions except keep (may be "") and
+// returns their ids; each writes session.revoked.
+func (s *DB) revokeAll(t *tx, userID, keep, reason string) ([]string, error) {
+	rows, err := t.QueryContext(t.ctx, `SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND id <> $2`,
+		userID, keep)
+	if err != nil {
+		return nil, err
+	}
+	ids := []string{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if err := s.revoke(t, id, reason); err != nil {
+			return nil, fmt.Errorf("revoke %s: %w", id, err)
+		}
+	}
+	return ids, nil
 }

@@ -40,6 +40,12 @@ type Session struct {
 	UserID    string
 	ExpiresAt time.Time // when the refresh token chain ends
 	RevokedAt *time.Time
+	// UserAgent is the client's User-Agent at login (sanitised, may be empty).
+	UserAgent string
+	// CreatedAt and LastUsedAt (login or last token refresh) are filled by
+	// UserSessions.
+	CreatedAt  time.Time
+	LastUsedAt time.Time
 }
 
 // NewConversation creates a direct or group conversation. MemberIDs need not
@@ -107,6 +113,14 @@ type Store interface {
 	UserByUsername(ctx context.Context, username string) (user event.User, passwordHash string, err error)
 	UserByID(ctx context.Context, id string) (event.User, error)
 	SearchUsers(ctx context.Context, query string, limit int) ([]event.User, error)
+	// PasswordHash returns a live user's stored hash (ErrNotFound when deleted).
+	PasswordHash(ctx context.Context, userID string) (string, error)
+	// SetPassword stores a new hash and revokes every other live session of
+	// the user (reason "password_changed"), in one transaction; it returns the
+	// revoked session ids.
+	SetPassword(ctx context.Context, userID, hash, keepSessionID string) ([]string, error)
+	// SetDisplayName changes a live user's display name.
+	SetDisplayName(ctx context.Context, userID, displayName string) (event.User, error)
 
 	// Sessions and refresh tokens (only hashes are stored).
 	CreateSession(ctx context.Context, s Session, refreshHash string) error
@@ -118,6 +132,11 @@ type Store interface {
 	// RevokeSession is idempotent; the first call writes session.revoked.
 	RevokeSession(ctx context.Context, sessionID, reason string) error
 	SessionActive(ctx context.Context, sessionID string) (bool, error)
+	// UserSessions lists the user's live sessions, most recently used first.
+	UserSessions(ctx context.Context, userID string) ([]Session, error)
+	// RevokeUserSession revokes one of the user's own sessions (idempotent);
+	// a session of someone else, or unknown, is ErrNotFound.
+	RevokeUserSession(ctx context.Context, userID, sessionID, reason string) error
 	// SessionOwner returns the session's user and whether it is live (not
 	// revoked, not expired); an unknown session is "", false.
 	SessionOwner(ctx context.Context, sessionID string) (userID string, live bool, err error)

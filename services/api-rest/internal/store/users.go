@@ -117,3 +117,55 @@ func scanUser(r scanner, extra ...any) (event.User, error) {
 	u.CreatedAt = fromMicros(created)
 	return u, nil
 }
+
+// PasswordHash: see Store.
+func (s *DB) PasswordHash(ctx context.Context, userID string) (string, error) {
+	var hash string
+	err := s.r.QueryRowContext(ctx, `SELECT password_hash FROM users WHERE id = $1 AND deleted_at IS NULL`, userID).Scan(&hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("password of %s: %w", userID, err)
+	}
+	return hash, nil
+}
+
+// SetPassword: see Store.
+func (s *DB) SetPassword(ctx context.Context, userID, hash, keepSessionID string) ([]string, error) {
+	if hash == "" {
+		return nil, fmt.Errorf("set password: empty hash: %w", ErrInvalid)
+	}
+	var revoked []string
+	err := s.write(ctx, func(t *tx) error {
+		res, err := t.ExecContext(ctx, `UPDATE users SET password_hash = $2 WHERE id = $1 AND deleted_at IS NULL`, userID, hash)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrNotFound
+		}
+		revoked, err = s.revokeAll(t, userID, keepSessionID, ReasonPasswordChanged)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("set password of %s: %w", userID, err)
+	}
+	return revoked, nil
+}
+
+// SetDisplayName: see Store.
+func (s *DB) SetDisplayName(ctx context.Context, userID, displayName string) (event.User, error) {
+	display := strings.TrimSpace(displayName)
+	if display == "" {
+		return event.User{}, fmt.Errorf("set display name: empty: %w", ErrInvalid)
+	}
+	u, err := scanUser(s.w.QueryRowContext(ctx,
+		`UPDATE users SET display_name = $2 WHERE id = $1 AND deleted_at IS NULL RETURNING `+userColumns, userID, display))
+	if err != nil {
+		return event.User{}, fmt.Errorf("set display name of %s: %w", userID, err)
+	}
+	return u, nil
+}

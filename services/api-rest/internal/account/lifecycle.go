@@ -1,0 +1,143 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/chat5202ol/mop/pkg/event"
+	"github.com/chat5202ol/mop/services/api-rest/internal/input"
+)
+
+// ErrWrongPassword is a failed re-authentication of a signed-in user (change
+// password, delete account). It is not a 401: the caller's token is fine.
+var ErrWrongPassword = errors.New("wrong password")
+
+// ReasonRevoked is the revocation reason of a session its owner ended from
+// another device.
+const ReasonRevoked = "revoked"
+
+// maxUserAgent bounds the stored User-Agent (bytes).
+const maxUserAgent = 256
+
+// UserAgent makes a client's User-Agent header storable: valid UTF-8, no
+// control characters, at most maxUserAgent bytes.
+func UserAgent(header string) string {
+	ua := strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(header, ""))
+	for len(ua) > maxUserAgent {
+		_, size := utf8.DecodeLastRuneInString(ua)
+		ua = ua[:len(ua)-size]
+	}
+	return strings.TrimSpace(ua)
+}
+
+// SessionInfo is one entry of GET /users/me/sessions.
+type SessionInfo struct {
+	ID         string    `json:"id"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastUsedAt time.Time `json:"last_used_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	UserAgent  string    `json:"user_agent"`
+	Current    bool      `json:"current"`
+}
+
+// Sessions lists the user's live sessions; currentID is marked current.
+func (s *Service) Sessions(ctx context.Context, userID, currentID string) ([]SessionInfo, error) {
+	list, err := s.st.UserSessions(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SessionInfo, 0, len(list))
+	for _, x := range list {
+		out = append(out, SessionInfo{ID: x.ID, CreatedAt: x.CreatedAt, LastUsedAt: x.LastUsedAt, ExpiresAt: x.ExpiresAt,
+			UserAgent: x.UserAgent, Current: x.ID == currentID})
+	}
+	return out, nil
+}
+
+// RevokeSession ends one of the user's own sessions; someone else's is
+// store.ErrNotFound. The session.revoked event disconnects its sockets.
+func (s *Service) RevokeSession(ctx context.Context, userID, sessionID string) error {
+	if err := s.st.RevokeUserSession(ctx, userID, sessionID, ReasonRevoked); err != nil {
+		return err
+	}
+	s.cache.forget(sessionID)
+	return nil
+}
+
+// PasswordChange is the body of POST /users/me/password.
+type PasswordChange struct {
+	CurrentPassword string `json:"current_password"`
+	NewPassword     string `json:"new_password"`
+}
+
+// ChangePassword re-authenticates the user with the current password, stores
+// the new one and revokes every other session; the caller's stays.
+func (s *Service) ChangePassword(ctx context.Context, userID, sessionID string, in PasswordChange) error {
+	p := input.Problems{}
+	p.Check("current_password", input.Required(in.CurrentPassword))
+	p.Check("current_password", input.Storable(in.CurrentPassword))
+	p.Check("new_password", input.Password(in.NewPassword))
+	if err := p.Err(); err != nil {
+		return err
+	}
+	if err := s.reauthenticate(ctx, userID, in.CurrentPassword); err != nil {
+		return err
+	}
+	hash, err := s.hashPassword(ctx, in.NewPassword)
+	if err != nil {
+		return err
+	}
+	revoked, err := s.st.SetPassword(ctx, userID, hash, sessionID)
+	if err != nil {
+		return err
+	}
+	for _, id := range revoked {
+		s.cache.forget(id)
+	}
+	return nil
+}
+
+// reauthenticate checks a signed-in user's password.
+func (s *Service) reauthenticate(ctx context.Context, userID, password string) error {
+	hash, err := s.st.PasswordHash(ctx, userID)
+	if err != nil {
+		return err
+	}
+	ok, err := s.checkPassword(ctx, password, hash)
+	if err != nil {
+		return fmt.Errorf("re-authenticate %s: %w", userID, err)
+	}
+	if !ok {
+		return ErrWrongPassword
+	}
+	return nil
+}
+
+// Profile is the body of PATCH /users/me.
+type Profile struct {
+	DisplayName *string `json:"display_name"`
+}
+
+// UpdateProfile changes the user's display name.
+func (s *Service) UpdateProfile(ctx context.Context, userID string, in Profile) (event.User, error) {
+	if in.DisplayName == nil {
+		return event.User{}, input.Problems{"display_name": "is required"}
+	}
+	name := strings.TrimSpace(*in.DisplayName)
+	p := input.Problems{}
+	p.Check("display_name", input.Required(name))
+	p.Check("display_name", input.Text(name, input.MaxDisplayName))
+	if err := p.Err(); err != nil {
+		return event.User{}, err
+	}
+	return s.st.SetDisplayName(ctx, userID, name)
+}

@@ -1,0 +1,207 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chat5202ol/mop/pkg/event"
+	"github.com/chat5202ol/mop/services/api-rest/internal/account"
+	api "github.com/chat5202ol/mop/services/api-rest/internal/http"
+	"github.com/chat5202ol/mop/services/api-rest/internal/store/storetest"
+)
+
+// loginIPs spreads test logins over addresses (the per-IP limit is not under test).
+var loginIPs atomic.Int64
+
+// login starts another session of u with a User-Agent.
+func (e *env) login(u user, password, userAgent string) user {
+	e.t.Helper()
+	var res account.Result
+	ip := fmt.Sprintf("203.0.113.%d", loginIPs.Add(1)%250)
+	expect(e.t, e.do(req{Method: "POST", Path: "/api/v1/auth/login", Header: map[string]string{"User-Agent": userAgent, "X-Forwarded-For": ip},
+		Body: map[string]string{"username": u.Username, "password": password}}), http.StatusOK, &res)
+	return user{User: res.User, Access: res.AccessToken, Refresh: res.RefreshToken}
+}
+
+// revocations returns the session.revoked events in the outbox: session id → reason.
+func (e *env) revocations() map[string]event.SessionRevocation {
+	e.t.Helper()
+	evs, err := e.st.PendingEvents(context.Background(), 10_000)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out := map[string]event.SessionRevocation{}
+	for _, ev := range evs {
+		env, err := ev.Decode()
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if env.Type != event.SessionRevoked {
+			continue
+		}
+		var r event.SessionRevocation
+		if err := json.Unmarshal(env.Data, &r); err != nil {
+			e.t.Fatal(err)
+		}
+		out[r.SessionID] = r
+	}
+	return out
+}
+
+type sessionList struct {
+	Sessions []account.SessionInfo `json:"sessions"`
+}
+
+// sessionOf returns the session id of an access token.
+func (e *env) sessionOf(u user) string {
+	e.t.Helper()
+	c, err := e.tokens.Verify(u.Access)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return c.SessionID
+}
+
+func TestSessionsListAndRevoke(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		alice, bob := e.register("alice"), e.register("bob")
+		phone := e.login(alice, "password-alice", "mop-ios/1.2 (iPhone)\x01")
+		e.clock.Add(1)
+
+		var list sessionList
+		expect(t, e.do(req{Method: "GET", Path: "/api/v1/users/me/sessions", Token: alice.Access}), http.StatusOK, &list)
+		if len(list.Sessions) != 2 {
+			t.Fatalf("sessions %+v, want 2", list.Sessions)
+		}
+		byID := map[string]account.SessionInfo{}
+		for _, s := range list.Sessions {
+			byID[s.ID] = s
+			if s.CreatedAt.IsZero() || s.LastUsedAt.IsZero() || !s.ExpiresAt.After(s.CreatedAt) {
+				t.Fatalf("session times %+v", s)
+			}
+		}
+		mine, other := byID[e.sessionOf(alice)], byID[e.sessionOf(phone)]
+		if !mine.Current || other.Current || other.ID == "" {
+			t.Fatalf("current flags: %+v", list.Sessions)
+		}
+		if other.UserAgent != "mop-ios/1.2 (iPhone)" {
+			t.Fatalf("user agent %q, want the header without control characters", other.UserAgent)
+		}
+
+		// A refresh counts as use: the phone moves to the top.
+		var refreshed account.Result
+		expect(t, e.do(req{Method: "POST", Path: "/api/v1/auth/refresh", Body: map[string]string{"refresh_token": phone.Refresh}}), http.StatusOK, &refreshed)
+		phone.Access, phone.Refresh = refreshed.AccessToken, refreshed.RefreshToken
+		expect(t, e.do(req{Method: "GET", Path: "/api/v1/users/me/sessions", Token: alice.Access}), http.StatusOK, &list)
+		if list.Sessions[0].ID != other.ID || !list.Sessions[0].LastUsedAt.After(other.LastUsedAt) {
+			t.Fatalf("after refresh: %+v, want %s first with a later last_used_at than %s", list.Sessions, other.ID, other.LastUsedAt)
+		}
+
+		// Someone else's session, or an unknown one, is not found and stays live.
+		expectError(t, e.do(req{Method: "DELETE", Path: "/api/v1/users/me/sessions/" + e.sessionOf(bob), Token: alice.Access}), 404, "not_found")
+		expectError(t, e.do(req{Method: "DELETE", Path: "/api/v1/users/me/sessions/nope", Token: alice.Access}), 404, "not_found")
+		expect(t, e.do(req{Method: "GET", Path: "/api/v1/users/me", Token: bob.Access}), http.StatusOK, nil)
+
+		// Revoking the phone: its token stops at once, its sockets are told through the outbox.
+		expect(t, e.do(req{Method: "DELETE", Path: "/api/v1/users/me/sessions/" + other.ID, Token: alice.Access}), http.StatusNoContent, nil)
+		expectError(t, e.do(req{Method: "GET", Path: "/api/v1/users/me", Token: phone.Access}), 401, "session_revoked")
+		expectError(t, e.do(req{Method: "POST", Path: "/api/v1/auth/refresh", Body: map[string]string{"refresh_token": phone.Refresh}}), 401, "refresh_invalid")
+		if r, ok := e.revocations()[other.ID]; !ok || r.UserID != alice.ID || r.Reason != account.ReasonRevoked {
+			t.Fatalf("session.revoked for %s: %+v %v", other.ID, r, ok)
+		}
+		// Again: idempotent.
+		expect(t, e.do(req{Method: "DELETE", Path: "/api/v1/users/me/sessions/" + other.ID, Token: alice.Access}), http.StatusNoContent, nil)
+		expect(t, e.do(req{Method: "GET", Path: "/api/v1/users/me/sessions", Token: alice.Access}), http.StatusOK, &list)
+		if len(list.Sessions) != 1 || !list.Sessions[0].Current {
+			t.Fatalf("after revoke: %+v", list.Sessions)
+		}
+		if _, ok := e.revocations()[e.sessionOf(bob)]; ok {
+			t.Fatal("bob's session was revoked")
+		}
+	})
+}
+
+func TestChangePassword(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b, func(o *api.Options) { o.Login = api.Rate{PerMinute: 6, Burst: 2} })
+		alice, bob := e.register("alice"), e.register("bob")
+		phone := e.login(alice, "password-alice", "phone")
+		change := func(u user, current, next string) *req {
+			return &req{Method: "POST", Path: "/api/v1/users/me/password", Token: u.Access,
+				Body: map[string]string{"current_password": current, "new_password": next}}
+		}
+		// The register rules apply to the new password.
+		expectFieldError(t, e.do(*change(alice, "password-alice", "short")), 400, "invalid_input", "new_password")
+		expectFieldError(t, e.do(*change(alice, "", "long-enough-1")), 400, "invalid_input", "current_password")
+
+		// A wrong current password is 403 (the token is fine) and spends the login budget.
+		expectError(t, e.do(*change(alice, "wrong-password", "new-password-1")), 403, "invalid_credentials")
+		expect(t, e.do(req{Method: "GET", Path: "/api/v1/users/me", Token: phone.Access}), http.StatusOK, nil)
+
+		expect(t, e.do(*change(alice, "password-alice", "new-password-1")), http.StatusNoContent, nil)
+		// The caller's session stays, every other one is revoked and kicked.
+		expect(t, e.do(req{Method: "GET", Path: "/api/v1/users/me", Token: alice.Access}), http.StatusOK, nil)
+		expectError(t, e.do(req{Method: "GET", Path: "/api/v1/users/me", Token: phone.Access}), 401, "session_revoked")
+		revoked := e.revocations()
+		if r, ok := revoked[e.sessionOf(phone)]; !ok || r.Reason != "password_changed" {
+			t.Fatalf("phone revocation %+v %v", r, ok)
+		}
+		if _, ok := revoked[e.sessionOf(alice)]; ok {
+			t.Fatal("the caller's session was revoked")
+		}
+		if _, ok := revoked[e.sessionOf(bob)]; ok {
+			t.Fatal("bob's session was revoked")
+		}
+		// Old password refused, new accepted (with a refilled budget).
+		e.clock.Add(time.Minute)
+		expectError(t, e.do(req{Method: "POST", Path: "/api/v1/auth/login",
+			Body: map[string]string{"username": "alice", "password": "password-alice"}}), 401, "invalid_credentials")
+		e.clock.Add(time.Minute)
+		e.login(alice, "new-password-1", "laptop")
+
+		// Burst 2: two wrong passwords, then the limiter answers, even to the right one.
+		expectError(t, e.do(*change(alice, "wrong-password", "new-password-2")), 403, "invalid_credentials")
+		expectError(t, e.do(*change(alice, "wrong-password", "new-password-2")), 403, "invalid_credentials")
+		expectError(t, e.do(*change(alice, "new-password-1", "new-password-2")), 429, "rate_limited")
+	})
+}
+
+func TestUpdateProfile(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		alice, bob := e.register("alice"), e.register("bob")
+		patch := func(body any) *req {
+			return &req{Method: "PATCH", Path: "/api/v1/users/me", Token: alice.Access, Body: body}
+		}
+		var u event.User
+		expect(t, e.do(*patch(map[string]string{"display_name": "  Alice A.  "})), http.StatusOK, &u)
+		if u.ID != alice.ID || u.DisplayName != "Alice A." || u.Username != "alice" {
+			t.Fatalf("updated %+v", u)
+		}
+		expect(t, e.do(req{Method: "GET", Path: "/api/v1/users/" + alice.ID, Token: bob.Access}), http.StatusOK, &u)
+		if u.DisplayName != "Alice A." {
+			t.Fatalf("bob sees %+v", u)
+		}
+		for name, body := range map[string]any{
+			"blank":    map[string]string{"display_name": "   "},
+			"empty":    map[string]string{"display_name": ""},
+			"too long": map[string]string{"display_name": string(make([]rune, 65))},
+			"control":  map[string]string{"display_name": "a\nb"},
+			"null":     map[string]any{"display_name": nil},
+		} {
+			t.Run(name, func(t *testing.T) {
+				expectFieldError(t, e.do(*patch(body)), 400, "invalid_input", "display_name")
+			})
+		}
+		expect(t, e.do(req{Method: "GET", Path: "/api/v1/users/me", Token: alice.Access}), http.StatusOK, &u)
+		if u.DisplayName != "Alice A." {
+			t.Fatalf("bad input changed the profile: %+v", u)
+		}
+	})
+}
