@@ -11,6 +11,9 @@ type User struct {
 	Username    string    `json:"username"`
 	DisplayName string    `json:"display_name"`
 	CreatedAt   time.Time `json:"created_at"`
+	// Deleted marks a deleted account: username "", display name
+	// "Deleted user" (docs/decisions/account-deletion.md).
+	Deleted bool `json:"deleted,omitempty"`
 }
 
 // Conversation types.

@@ -141,3 +141,30 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, in Profile) 
 	}
 	return s.st.SetDisplayName(ctx, userID, name)
 }
+
+// Deletion is the body of DELETE /users/me.
+type Deletion struct {
+	Password string `json:"password"`
+}
+
+// DeleteAccount re-authenticates the user and deletes the account
+// (docs/decisions/account-deletion.md); every session is revoked at once.
+func (s *Service) DeleteAccount(ctx context.Context, userID string, in Deletion) error {
+	p := input.Problems{}
+	p.Check("password", input.Required(in.Password))
+	p.Check("password", input.Storable(in.Password))
+	if err := p.Err(); err != nil {
+		return err
+	}
+	if err := s.reauthenticate(ctx, userID, in.Password); err != nil {
+		return err
+	}
+	revoked, err := s.st.DeleteUser(ctx, userID)
+	if err != nil {
+		return err
+	}
+	for _, id := range revoked {
+		s.cache.forget(id)
+	}
+	return nil
+}

@@ -205,3 +205,97 @@ func TestUpdateProfile(t *testing.T) {
 		}
 	})
 }
+
+func TestDeleteAccount(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		alice, bob, carol := e.register("alice"), e.register("bob"), e.register("carol")
+		phone := e.login(alice, "password-alice", "phone")
+		direct := e.conversation(alice, event.ConversationDirect, bob.ID)
+		group := e.conversation(alice, event.ConversationGroup, bob.ID, carol.ID)
+		hi := e.send(alice, direct.ID, "hi bob")
+		e.send(alice, group.ID, "hi all")
+		del := func(u user, body any) req {
+			return req{Method: "DELETE", Path: "/api/v1/users/me", Token: u.Access, Body: body}
+		}
+
+		expectFieldError(t, e.do(del(alice, map[string]string{})), 400, "invalid_input", "password")
+		expectError(t, e.do(del(alice, map[string]string{"password": "wrong-password"})), 403, "invalid_credentials")
+		expect(t, e.do(req{Method: "GET", Path: "/api/v1/users/me", Token: alice.Access}), http.StatusOK, nil)
+
+		expect(t, e.do(del(alice, map[string]string{"password": "password-alice"})), http.StatusNoContent, nil)
+
+		// Every session is gone and announced (sockets are kicked on every instance).
+		for _, u := range []user{alice, phone} {
+			expectError(t, e.do(req{Method: "GET", Path: "/api/v1/users/me", Token: u.Access}), 401, "session_revoked")
+			if r, ok := e.revocations()[e.sessionOf(u)]; !ok || r.Reason != "account_deleted" {
+				t.Fatalf("revocation of %s: %+v %v", e.sessionOf(u), r, ok)
+			}
+		}
+		expectError(t, e.do(req{Method: "POST", Path: "/api/v1/auth/login",
+			Body: map[string]string{"username": "alice", "password": "password-alice"}}), 401, "invalid_credentials")
+		expectError(t, e.do(req{Method: "POST", Path: "/api/v1/auth/login",
+			Body: map[string]string{"username": "deleted:" + alice.ID, "password": ""}}), 400, "invalid_input")
+
+		// Others see a deleted user, not the person.
+		var u event.User
+		expect(t, e.do(req{Method: "GET", Path: "/api/v1/users/" + alice.ID, Token: bob.Access}), http.StatusOK, &u)
+		if !u.Deleted || u.Username != "" || u.DisplayName != "Deleted user" {
+			t.Fatalf("deleted user shows as %+v", u)
+		}
+		var found struct{ Users []event.User }
+		expect(t, e.do(req{Method: "GET", Path: "/api/v1/users?q=ali", Token: bob.Access}), http.StatusOK, &found)
+		expect(t, e.do(req{Method: "GET", Path: "/api/v1/users?q=deleted", Token: bob.Access}), http.StatusOK, &found)
+		if len(found.Users) != 0 {
+			t.Fatalf("search finds %+v", found.Users)
+		}
+
+		// The direct conversation stays readable for bob, with alice's message.
+		var c event.Conversation
+		expect(t, e.do(req{Method: "GET", Path: "/api/v1/conversations/" + direct.ID, Token: bob.Access}), http.StatusOK, &c)
+		if len(c.Members) != 2 {
+			t.Fatalf("direct members %+v", c.Members)
+		}
+		for _, m := range c.Members {
+			if m.UserID == alice.ID && (m.Username != "" || m.DisplayName != "Deleted user") {
+				t.Fatalf("alice as a member: %+v", m)
+			}
+		}
+		var hist struct{ Messages []event.Message }
+		expect(t, e.do(req{Method: "GET", Path: "/api/v1/conversations/" + direct.ID + "/messages", Token: bob.Access}), http.StatusOK, &hist)
+		if len(hist.Messages) != 1 || hist.Messages[0].ID != hi.ID || hist.Messages[0].Body != "hi bob" || hist.Messages[0].SenderID != alice.ID {
+			t.Fatalf("bob's history %+v", hist.Messages)
+		}
+
+		// She left the group (ownership passed on); her message stays for the others.
+		expect(t, e.do(req{Method: "GET", Path: "/api/v1/conversations/" + group.ID, Token: carol.Access}), http.StatusOK, &c)
+		owners := 0
+		for _, m := range c.Members {
+			if m.Role == event.RoleOwner {
+				owners++
+			}
+			if m.UserID == alice.ID {
+				t.Fatalf("alice still in the group: %+v", c.Members)
+			}
+		}
+		if len(c.Members) != 2 || owners != 1 {
+			t.Fatalf("group members %+v, want bob and carol with one owner", c.Members)
+		}
+		expect(t, e.do(req{Method: "GET", Path: "/api/v1/conversations/" + group.ID + "/messages", Token: carol.Access}), http.StatusOK, &hist)
+		if len(hist.Messages) != 1 || hist.Messages[0].Body != "hi all" {
+			t.Fatalf("carol's history %+v", hist.Messages)
+		}
+
+		// A deleted account cannot be added anywhere again.
+		expectError(t, e.do(req{Method: "POST", Path: "/api/v1/conversations", Token: carol.Access,
+			Body: map[string]any{"type": "direct", "member_ids": []string{alice.ID}}}), 400, "invalid_input")
+		expectError(t, e.do(req{Method: "POST", Path: "/api/v1/conversations/" + group.ID + "/members", Token: carol.Access,
+			Body: map[string]any{"user_ids": []string{alice.ID}}}), 400, "invalid_input")
+
+		// The username is free again, for a new person with a new id.
+		again := e.register("alice")
+		if again.ID == alice.ID {
+			t.Fatal("the new alice got the deleted account's id")
+		}
+	})
+}

@@ -114,6 +114,7 @@ func New(opts Options) (http.Handler, error) {
 	authed.POST("/auth/logout", handle(s.logout))
 	authed.GET("/users/me", handle(s.me))
 	authed.PATCH("/users/me", handle(s.updateProfile))
+	authed.DELETE("/users/me", handle(s.deleteAccount))
 	authed.GET("/users/me/sessions", handle(s.sessions))
 	authed.DELETE("/users/me/sessions/:session_id", handle(s.revokeSession))
 	authed.POST("/users/me/password", handle(s.changePassword))

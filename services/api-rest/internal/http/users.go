@@ -129,3 +129,13 @@ func (s *server) updateProfile(c *gin.Context) error {
 	c.JSON(http.StatusOK, u)
 	return nil
 }
+
+func (s *server) deleteAccount(c *gin.Context) error {
+	var in account.Deletion
+	if err := bind(c, &in); err != nil {
+		return err
+	}
+	return s.reauthenticated(c, func(ctx context.Context) error {
+		return s.opts.Accounts.DeleteAccount(ctx, userID(c), in)
+	}, http.StatusNoContent)
+}

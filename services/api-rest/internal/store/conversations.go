@@ -95,14 +95,21 @@ func otherMembers(creator string, ids []string) []string {
 }
 
 func (t *tx) addMember(userID, conversationID, role string) error {
-	_, err := t.ExecContext(t.ctx, `
-		INSERT INTO members (conversation_id, user_id, role, joined_at, read_at) VALUES ($1, $2, $3, $4, $4)`,
+	// A deleted account is as unknown as a made-up id.
+	res, err := t.ExecContext(t.ctx, `
+		INSERT INTO members (conversation_id, user_id, role, joined_at, read_at)
+		SELECT $1, id, $3, $4, $4 FROM users WHERE id = $2 AND deleted_at IS NULL`,
 		conversationID, userID, role, micros(t.now))
 	if isForeignKey(err) {
 		return fmt.Errorf("member %s: %w", userID, ErrInvalid)
 	}
 	if err != nil {
 		return fmt.Errorf("add member %s: %w", userID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("add member %s: %w", userID, err)
+	} else if n == 0 {
+		return fmt.Errorf("member %s: %w", userID, ErrInvalid)
 	}
 	return nil
 }
@@ -210,7 +217,8 @@ type member struct {
 // order.
 func members(ctx context.Context, q querier, where string, args ...any) ([]member, error) {
 	rows, err := q.QueryContext(ctx, `
-		SELECT m.conversation_id, m.user_id, u.username, u.display_name, m.role, m.joined_at, m.read_seq
+		SELECT m.conversation_id, m.user_id, CASE WHEN u.deleted_at IS NULL THEN u.username ELSE '' END,
+			u.display_name, m.role, m.joined_at, m.read_seq
 		FROM members m JOIN users u ON u.id = m.user_id
 		WHERE `+where+`
 		ORDER BY m.joined_at, m.user_id`, args...)
@@ -351,57 +359,61 @@ func (s *DB) AddMembers(ctx context.Context, actorID, conversationID string, use
 // becomes the owner, so a group is never left without one. member.removed goes
 // to the remaining members and the removed user.
 func (s *DB) RemoveMember(ctx context.Context, actorID, conversationID, userID string) error {
-	err := s.write(ctx, func(t *tx) error {
-		typ, err := t.lockConversation(conversationID, actorID)
-		if err != nil {
-			return err
-		}
-		ms, err := conversationMembers(ctx, t, conversationID)
-		if err != nil {
-			return err
-		}
-		var actor, target *event.Member
-		for i := range ms {
-			if ms[i].UserID == actorID {
-				actor = &ms[i]
-			}
-			if ms[i].UserID == userID {
-				target = &ms[i]
-			}
-		}
-		if actor == nil || target == nil {
-			return ErrNotFound
-		}
-		if typ != event.ConversationGroup || (actorID != userID && actor.Role != event.RoleOwner) {
-			return ErrForbidden
-		}
-		if _, err := t.ExecContext(ctx, `DELETE FROM members WHERE conversation_id = $1 AND user_id = $2`, conversationID, userID); err != nil {
-			return fmt.Errorf("delete member: %w", err)
-		}
-		recipients := []string{userID}
-		var heir *event.Member
-		for i := range ms {
-			if ms[i].UserID == userID {
-				continue
-			}
-			recipients = append(recipients, ms[i].UserID)
-			if heir == nil {
-				heir = &ms[i]
-			}
-		}
-		if target.Role == event.RoleOwner && heir != nil {
-			if _, err := t.ExecContext(ctx, `UPDATE members SET role = $3 WHERE conversation_id = $1 AND user_id = $2`,
-				conversationID, heir.UserID, event.RoleOwner); err != nil {
-				return fmt.Errorf("promote owner: %w", err)
-			}
-		}
-		change := event.MemberChange{ConversationID: conversationID, Member: *target, ActorID: actorID}
-		return t.emit(event.MemberRemoved, recipients, conversationID, actorID, change)
-	})
+	err := s.write(ctx, func(t *tx) error { return s.removeMember(t, actorID, conversationID, userID) })
 	if err != nil {
 		return fmt.Errorf("remove %s from %s: %w", userID, conversationID, err)
 	}
 	return nil
+}
+
+// removeMember is RemoveMember inside t (account deletion leaves every group in one transaction).
+func (s *DB) removeMember(t *tx, actorID, conversationID, userID string) error {
+	ctx := t.ctx
+	typ, err := t.lockConversation(conversationID, actorID)
+	if err != nil {
+		return err
+	}
+	ms, err := conversationMembers(ctx, t, conversationID)
+	if err != nil {
+		return err
+	}
+	var actor, target *event.Member
+	for i := range ms {
+		if ms[i].UserID == actorID {
+			actor = &ms[i]
+		}
+		if ms[i].UserID == userID {
+			target = &ms[i]
+		}
+	}
+	if actor == nil || target == nil {
+		return ErrNotFound
+	}
+	if typ != event.ConversationGroup || (actorID != userID && actor.Role != event.RoleOwner) {
+		return ErrForbidden
+	}
+	if _, err := t.ExecContext(ctx, `DELETE FROM members WHERE conversation_id = $1 AND user_id = $2`, conversationID, userID); err != nil {
+		return fmt.Errorf("delete member: %w", err)
+	}
+	recipients := []string{userID}
+	var heir *event.Member
+	for i := range ms {
+		if ms[i].UserID == userID {
+			continue
+		}
+		recipients = append(recipients, ms[i].UserID)
+		if heir == nil {
+			heir = &ms[i]
+		}
+	}
+	if target.Role == event.RoleOwner && heir != nil {
+		if _, err := t.ExecContext(ctx, `UPDATE members SET role = $3 WHERE conversation_id = $1 AND user_id = $2`,
+			conversationID, heir.UserID, event.RoleOwner); err != nil {
+			return fmt.Errorf("promote owner: %w", err)
+		}
+	}
+	change := event.MemberChange{ConversationID: conversationID, Member: *target, ActorID: actorID}
+	return t.emit(event.MemberRemoved, recipients, conversationID, actorID, change)
 }
 
 // MemberIDs lists a conversation's member ids for one of its members.

@@ -119,6 +119,13 @@ type Store interface {
 	// the user (reason "password_changed"), in one transaction; it returns the
 	// revoked session ids.
 	SetPassword(ctx context.Context, userID, hash, keepSessionID string) ([]string, error)
+	// DeleteUser deletes an account (docs/decisions/account-deletion.md): the
+	// row stays with deleted_at set, the username freed, the display name
+	// DeletedDisplayName, no password; the user leaves every group
+	// (member.removed) and every session is revoked (session.revoked), in one
+	// transaction. It returns the revoked session ids; ErrNotFound when
+	// already deleted.
+	DeleteUser(ctx context.Context, userID string) ([]string, error)
 	// SetDisplayName changes a live user's display name.
 	SetDisplayName(ctx context.Context, userID, displayName string) (event.User, error)
 

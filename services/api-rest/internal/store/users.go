@@ -16,7 +16,12 @@ const (
 	maxSearchLimit     = 100
 )
 
-const userColumns = `id, username, display_name, created_at`
+// userColumns hide a deleted account's username (it holds a placeholder that
+// keeps the column unique and frees the name).
+const userColumns = `id, CASE WHEN deleted_at IS NULL THEN username ELSE '' END, display_name, created_at, deleted_at IS NOT NULL`
+
+// DeletedDisplayName replaces a deleted account's display name.
+const DeletedDisplayName = "Deleted user"
 
 // CreateUser stores a new user. The username is stored lower-cased so that
 // uniqueness and lookups are case-insensitive; an empty display name defaults
@@ -48,7 +53,7 @@ func (s *DB) CreateUser(ctx context.Context, u NewUser) (event.User, error) {
 func (s *DB) UserByUsername(ctx context.Context, username string) (event.User, string, error) {
 	var hash string
 	u, err := scanUser(s.r.QueryRowContext(ctx,
-		`SELECT `+userColumns+`, password_hash FROM users WHERE username = $1`,
+		`SELECT `+userColumns+`, password_hash FROM users WHERE username = $1 AND deleted_at IS NULL`,
 		strings.ToLower(strings.TrimSpace(username))), &hash)
 	if err != nil {
 		return event.User{}, "", fmt.Errorf("user %q: %w", username, err)
@@ -80,7 +85,7 @@ func (s *DB) SearchUsers(ctx context.Context, query string, limit int) ([]event.
 	pat := escapeLike(q)
 	rows, err := s.r.QueryContext(ctx, `
 		SELECT `+userColumns+` FROM users
-		WHERE username LIKE $1 ESCAPE '\' OR lower(display_name) LIKE $2 ESCAPE '\'
+		WHERE (username LIKE $1 ESCAPE '\' OR lower(display_name) LIKE $2 ESCAPE '\') AND deleted_at IS NULL
 		ORDER BY CASE WHEN username LIKE $1 ESCAPE '\' THEN 0 ELSE 1 END, username
 		LIMIT $3`, pat+"%", "%"+pat+"%", limit)
 	if err != nil {
@@ -107,7 +112,7 @@ type scanner interface{ Scan(dest ...any) error }
 func scanUser(r scanner, extra ...any) (event.User, error) {
 	var u event.User
 	var created int64
-	err := r.Scan(append([]any{&u.ID, &u.Username, &u.DisplayName, &created}, extra...)...)
+	err := r.Scan(append([]any{&u.ID, &u.Username, &u.DisplayName, &created, &u.Deleted}, extra...)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return event.User{}, ErrNotFound
 	}
@@ -139,13 +144,8 @@ func (s *DB) SetPassword(ctx context.Context, userID, hash, keepSessionID string
 	var revoked []string
 	err := s.write(ctx, func(t *tx) error {
 		res, err := t.ExecContext(ctx, `UPDATE users SET password_hash = $2 WHERE id = $1 AND deleted_at IS NULL`, userID, hash)
-		if err != nil {
+		if err := changedOne(res, err); err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
 		}
 		revoked, err = s.revokeAll(t, userID, keepSessionID, ReasonPasswordChanged)
 		return err
@@ -168,4 +168,64 @@ func (s *DB) SetDisplayName(ctx context.Context, userID, displayName string) (ev
 		return event.User{}, fmt.Errorf("set display name of %s: %w", userID, err)
 	}
 	return u, nil
+}
+
+// DeleteUser: see Store.
+func (s *DB) DeleteUser(ctx context.Context, userID string) ([]string, error) {
+	var revoked []string
+	err := s.write(ctx, func(t *tx) error {
+		res, err := t.ExecContext(ctx, `
+			UPDATE users SET deleted_at = $2, username = $3, display_name = $4, password_hash = '',
+				presence_visibility = 'nobody'
+			WHERE id = $1 AND deleted_at IS NULL`, userID, micros(t.now), "deleted:"+userID, DeletedDisplayName)
+		if err := changedOne(res, err); err != nil {
+			return err
+		}
+		groups, err := t.QueryContext(ctx, `
+			SELECT m.conversation_id FROM members m JOIN conversations c ON c.id = m.conversation_id
+			WHERE m.user_id = $1 AND c.type = 'group' ORDER BY m.conversation_id`, userID)
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for groups.Next() {
+			var id string
+			if err := groups.Scan(&id); err != nil {
+				groups.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		groups.Close()
+		if err := groups.Err(); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := s.removeMember(t, userID, id, userID); err != nil {
+				return fmt.Errorf("leave %s: %w", id, err)
+			}
+		}
+		revoked, err = s.revokeAll(t, userID, "", ReasonAccountDeleted)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delete user %s: %w", userID, err)
+	}
+	return revoked, nil
+}
+
+// changedOne turns an UPDATE of one live user that matched nothing into
+// ErrNotFound.
+func changedOne(res sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
 }
