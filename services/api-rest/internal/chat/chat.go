@@ -6,8 +6,12 @@ package chat
 
 import (
 	"context"
+	"encoding/base64"
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/services/api-rest/internal/input"
@@ -20,6 +24,10 @@ const (
 	MaxHistoryLimit     = 200
 	DefaultSearchLimit  = 20
 	MaxSearchLimit      = 100
+	// GET /conversations page size: the default covers most people's whole
+	// list, so clients that do not page see what they saw before paging.
+	DefaultConversationLimit = 100
+	MaxConversationLimit     = 200
 )
 
 // Service applies the rules; it keeps no state besides the store.
@@ -88,16 +96,66 @@ func (s *Service) Conversation(ctx context.Context, userID, conversationID strin
 	return c, nil
 }
 
-// Conversations lists userID's conversations, newest activity first.
-func (s *Service) Conversations(ctx context.Context, userID string) ([]event.Conversation, error) {
-	cs, err := s.st.ListConversations(ctx, userID)
+// ConversationList is the answer of GET /conversations: a page, newest
+// activity first; NextBefore (when HasMore) is the cursor of the next page.
+type ConversationList struct {
+	Conversations []event.Conversation `json:"conversations"`
+	HasMore       bool                 `json:"has_more"`
+	NextBefore    string               `json:"next_before,omitempty"`
+}
+
+// Conversations lists a page of userID's conversations, newest activity
+// first, older than the cursor before ("" for the first page).
+func (s *Service) Conversations(ctx context.Context, userID, before string, limit int) (ConversationList, error) {
+	p := store.ConversationPage{Limit: limit + 1}
+	if before != "" {
+		at, id, err := ParseCursor(before)
+		if err != nil {
+			return ConversationList{}, err
+		}
+		p.BeforeAt, p.BeforeID = at, id
+	}
+	cs, err := s.st.ListConversations(ctx, userID, p)
 	if err != nil {
-		return nil, fmt.Errorf("list conversations: %w", err)
+		return ConversationList{}, fmt.Errorf("list conversations: %w", err)
 	}
-	if cs == nil {
-		cs = []event.Conversation{}
+	out := ConversationList{Conversations: cs}
+	if out.Conversations == nil {
+		out.Conversations = []event.Conversation{}
 	}
-	return cs, nil
+	if len(cs) > limit {
+		out.Conversations, out.HasMore = cs[:limit], true
+		last := out.Conversations[limit-1]
+		out.NextBefore = ActivityCursor(last.UpdatedAt, last.ID)
+	}
+	return out, nil
+}
+
+// ErrCursor is a `before` cursor this server did not make.
+var ErrCursor = errors.New("is not a cursor from a previous page")
+
+// ActivityCursor is the opaque position of a conversation in the activity order:
+// base64url of "<updated_at in Unix microseconds>.<id>". Clients must not
+// build or read it.
+func ActivityCursor(at time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(at.UnixMicro(), 10) + "." + id))
+}
+
+// ParseCursor reads an ActivityCursor.
+func ParseCursor(cursor string) (time.Time, string, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		return time.Time{}, "", ErrCursor
+	}
+	us, id, ok := strings.Cut(string(raw), ".")
+	if !ok || !input.IsID(id) {
+		return time.Time{}, "", ErrCursor
+	}
+	n, err := strconv.ParseInt(us, 10, 64)
+	if err != nil || n < 0 || strconv.FormatInt(n, 10) != us {
+		return time.Time{}, "", ErrCursor
+	}
+	return time.UnixMicro(n).UTC(), id, nil
 }
 
 // NewMembers is the body of POST /conversations/{id}/members.

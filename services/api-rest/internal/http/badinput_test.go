@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"encoding/base64"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -184,6 +185,13 @@ func TestBadQueries(t *testing.T) {
 			{m + "?before_seq=0", "before_seq"},
 			{m + "?before_seq=99999999999999999999", "before_seq"},
 			{m + "?after_seq=1&before_seq=5", "before_seq"},
+			{"/api/v1/conversations?limit=0", "limit"},
+			{"/api/v1/conversations?limit=201", "limit"},
+			{"/api/v1/conversations?before=", "before"},
+			{"/api/v1/conversations?before=%00", "before"},
+			{"/api/v1/conversations?before=" + base64.RawURLEncoding.EncodeToString([]byte("12")), "before"},
+			{"/api/v1/conversations?before=" + base64.RawURLEncoding.EncodeToString([]byte("-5.abc")), "before"},
+			{"/api/v1/conversations?before=" + base64.RawURLEncoding.EncodeToString([]byte("5.a/b")), "before"},
 			{"/api/v1/users", "q"},
 			{"/api/v1/users?q=%20%20", "q"},
 			{"/api/v1/users?q=" + strings.Repeat("a", 65), "q"},

@@ -24,11 +24,22 @@ func (s *server) createConversation(c *gin.Context) error {
 }
 
 func (s *server) conversations(c *gin.Context) error {
-	cs, err := s.opts.Chat.Conversations(c.Request.Context(), userID(c))
+	bad := queryError{}
+	limit := intParam(c, bad, "limit", chat.DefaultConversationLimit, 1, chat.MaxConversationLimit)
+	before, given := c.GetQuery("before")
+	if given {
+		if _, _, err := chat.ParseCursor(before); err != nil {
+			bad["before"] = err.Error()
+		}
+	}
+	if len(bad) > 0 {
+		return bad
+	}
+	list, err := s.opts.Chat.Conversations(c.Request.Context(), userID(c), before, int(limit))
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, gin.H{"conversations": cs})
+	c.JSON(http.StatusOK, list)
 	return nil
 }
 

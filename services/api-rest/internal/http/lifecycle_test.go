@@ -11,6 +11,7 @@ import (
 
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/services/api-rest/internal/account"
+	"github.com/chat5202ol/mop/services/api-rest/internal/chat"
 	api "github.com/chat5202ol/mop/services/api-rest/internal/http"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store/storetest"
 )
@@ -299,3 +300,66 @@ func TestDeleteAccount(t *testing.T) {
 		}
 	})
 }
+
+func TestConversationsPaged(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
+		e := newEnv(t, b)
+		alice, bob := e.register("alice"), e.register("bob")
+		direct := e.conversation(alice, event.ConversationDirect, bob.ID)
+		for range 4 {
+			e.conversation(alice, event.ConversationGroup, bob.ID)
+		}
+		e.send(alice, direct.ID, "bump") // the direct conversation becomes the newest
+		type page struct {
+			Conversations []event.Conversation `json:"conversations"`
+			HasMore       bool                 `json:"has_more"`
+			NextBefore    *string              `json:"next_before"`
+		}
+		var all page
+		expect(t, e.do(req{Method: "GET", Path: "/api/v1/conversations", Token: alice.Access}), http.StatusOK, &all)
+		if len(all.Conversations) != 5 || all.HasMore || all.NextBefore != nil || all.Conversations[0].ID != direct.ID {
+			t.Fatalf("no cursor: %+v", all)
+		}
+		if len(all.Conversations[0].Members) != 2 {
+			t.Fatalf("direct conversation without members: %+v", all.Conversations[0])
+		}
+		var walked []string
+		path := "/api/v1/conversations?limit=2"
+		for pages := 0; ; pages++ {
+			if pages > 3 {
+				t.Fatalf("more pages than expected: %v", walked)
+			}
+			var p page
+			expect(t, e.do(req{Method: "GET", Path: path, Token: alice.Access}), http.StatusOK, &p)
+			for _, c := range p.Conversations {
+				walked = append(walked, c.ID)
+				if c.Type == event.ConversationDirect && len(c.Members) != 2 {
+					t.Fatalf("paged direct conversation without members: %+v", c)
+				}
+			}
+			if !p.HasMore {
+				if p.NextBefore != nil || len(p.Conversations) != 1 {
+					t.Fatalf("last page %+v", p)
+				}
+				break
+			}
+			if p.NextBefore == nil || len(p.Conversations) != 2 {
+				t.Fatalf("page %+v", p)
+			}
+			path = "/api/v1/conversations?limit=2&before=" + *p.NextBefore
+		}
+		for i, c := range all.Conversations {
+			if i >= len(walked) || walked[i] != c.ID {
+				t.Fatalf("pages %v, want %v in order", walked, all.Conversations)
+			}
+		}
+		// Bob's cursor on alice's list: a position, not a permission; she sees only her own.
+		var p page
+		expect(t, e.do(req{Method: "GET", Path: "/api/v1/conversations?before=" + chatCursor(all.Conversations[0]), Token: bob.Access}), http.StatusOK, &p)
+		if len(p.Conversations) != 4 {
+			t.Fatalf("bob after the newest: %+v", p.Conversations)
+		}
+	})
+}
+
+func chatCursor(c event.Conversation) string { return chat.ActivityCursor(c.UpdatedAt, c.ID) }

@@ -136,7 +136,7 @@ func TestConcurrentDirectCreation(t *testing.T) {
 			return c.ID, created, err
 		})
 		f.expectEvents(ev(event.ConversationCreated, alice, bob))
-		list, err := f.s.ListConversations(f.ctx, alice.ID)
+		list, err := f.s.ListConversations(f.ctx, alice.ID, store.ConversationPage{})
 		if err != nil || len(list) != 1 {
 			t.Fatalf("list %d %v", len(list), err)
 		}

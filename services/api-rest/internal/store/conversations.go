@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/chat5202ol/mop/pkg/event"
@@ -125,7 +126,7 @@ func (s *DB) Conversation(ctx context.Context, userID, conversationID string) (e
 }
 
 func (s *DB) conversation(ctx context.Context, q querier, userID, conversationID string) (event.Conversation, error) {
-	cs, err := s.conversations(ctx, q, userID, conversationID)
+	cs, err := s.conversations(ctx, q, userID, conversationID, ConversationPage{})
 	if err != nil {
 		return event.Conversation{}, err
 	}
@@ -143,14 +144,21 @@ func (s *DB) conversation(ctx context.Context, q querier, userID, conversationID
 // (message, membership change) first. Direct conversations carry their two
 // members so a client can name them; groups omit members (fetch one to see
 // them).
-func (s *DB) ListConversations(ctx context.Context, userID string) ([]event.Conversation, error) {
-	cs, err := s.conversations(ctx, s.r, userID, "")
+func (s *DB) ListConversations(ctx context.Context, userID string, p ConversationPage) ([]event.Conversation, error) {
+	cs, err := s.conversations(ctx, s.r, userID, "", p)
 	if err != nil {
 		return nil, fmt.Errorf("list conversations: %w", err)
 	}
-	ms, err := members(ctx, s.r, `m.conversation_id IN (
-		SELECT d.conversation_id FROM members d JOIN conversations c ON c.id = d.conversation_id
-		WHERE d.user_id = $1 AND c.type = 'direct')`, userID)
+	var direct []any
+	for _, c := range cs {
+		if c.Type == event.ConversationDirect {
+			direct = append(direct, c.ID)
+		}
+	}
+	if len(direct) == 0 {
+		return cs, nil
+	}
+	ms, err := members(ctx, s.r, `m.conversation_id IN (`+placeholders(1, len(direct))+`)`, direct...)
 	if err != nil {
 		return nil, fmt.Errorf("list conversations: %w", err)
 	}
@@ -170,7 +178,7 @@ func (s *DB) ListConversations(ctx context.Context, userID string) ([]event.Conv
 // unread_count is the number of messages after the caller's read marker that
 // others sent and that are not deleted: one's own messages never count as
 // unread, and a deleted message stops counting.
-func (s *DB) conversations(ctx context.Context, q querier, userID, id string) ([]event.Conversation, error) {
+func (s *DB) conversations(ctx context.Context, q querier, userID, id string, p ConversationPage) ([]event.Conversation, error) {
 	query := `
 		SELECT c.id, c.type, c.title, c.created_by, c.created_at, c.updated_at, c.last_seq, m.read_seq,
 			(SELECT COUNT(*) FROM messages x
@@ -186,7 +194,15 @@ func (s *DB) conversations(ctx context.Context, q querier, userID, id string) ([
 		query += ` AND c.id = $2`
 		args = append(args, id)
 	}
+	if p.BeforeID != "" {
+		n := len(args)
+		query += fmt.Sprintf(` AND (c.updated_at < $%d OR (c.updated_at = $%d AND c.id < $%d))`, n+1, n+1, n+2)
+		args = append(args, micros(p.BeforeAt), p.BeforeID)
+	}
 	query += ` ORDER BY c.updated_at DESC, c.id DESC`
+	if p.Limit > 0 {
+		query += ` LIMIT ` + strconv.Itoa(p.Limit)
+	}
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err

@@ -97,7 +97,7 @@ func TestConversationReads(t *testing.T) {
 		f.send(bob, g, "g2")
 		f.send(alice, g, "g3 mine")
 		last := f.send(alice, d, "d1")
-		list, err := f.s.ListConversations(f.ctx, bob.ID)
+		list, err := f.s.ListConversations(f.ctx, bob.ID, store.ConversationPage{})
 		if err != nil || len(list) != 2 {
 			t.Fatalf("list %+v %v", list, err)
 		}
@@ -123,7 +123,7 @@ func TestConversationReads(t *testing.T) {
 				t.Errorf("%s unread %d members %d err %v, want %d", tc.user.Username, c.UnreadCount, len(c.Members), err, tc.unread)
 			}
 		}
-		if list, err := f.s.ListConversations(f.ctx, dave.ID); err != nil || len(list) != 0 {
+		if list, err := f.s.ListConversations(f.ctx, dave.ID, store.ConversationPage{}); err != nil || len(list) != 0 {
 			t.Fatalf("dave's list %+v %v", list, err)
 		}
 

@@ -75,6 +75,15 @@ type Page struct {
 	Limit     int
 }
 
+// ConversationPage selects conversations by latest activity, newest first:
+// with BeforeID set, only those strictly older than (BeforeAt, BeforeID) in
+// that order (the last one of the previous page); Limit 0 means all.
+type ConversationPage struct {
+	BeforeAt time.Time
+	BeforeID string
+	Limit    int
+}
+
 // OutboxEvent is one relayed-or-pending event. The relay publishes Raw as
 // is, so the envelope is not decoded and re-encoded on its way out.
 type OutboxEvent struct {
@@ -159,7 +168,7 @@ type Store interface {
 	Conversation(ctx context.Context, userID, conversationID string) (event.Conversation, error) // with members
 	// ListConversations orders by latest activity (message or membership
 	// change); direct conversations carry their two members, groups none.
-	ListConversations(ctx context.Context, userID string) ([]event.Conversation, error)
+	ListConversations(ctx context.Context, userID string, p ConversationPage) ([]event.Conversation, error)
 	// AddMembers (any member of a group may add; ErrForbidden on a direct
 	// conversation, ErrInvalid for unknown users) returns all members after
 	// the change; users already in the group are skipped.
