@@ -196,6 +196,49 @@ describe('sessions', () => {
     assert.deepEqual(refusal(err), { message: 'unauthorized', code: 'session_revoked' });
   });
 
+  test('account lifecycle over REST kicks the right sockets on every instance', async () => {
+    const alice = await ctx.rest.register('alice');
+    const laptop = await ctx.rest.login(alice.user.username);
+    const tablet = await ctx.rest.login(alice.user.username);
+    // Sockets of a session on both instances, and what each sees when it is kicked.
+    const kickedBy = async (token) => (await Promise.all([0, 1].map((i) => online(i, token)))).map(async (s) => {
+      const [revoked, reason] = await Promise.all([
+        next(s, 'session.revoked', 5000),
+        new Promise((resolve) => s.once('disconnect', resolve)),
+      ]);
+      return { revoked, reason };
+    });
+    const mine = await online(0, alice.access_token);
+
+    // Revoking one's own other session from this device.
+    const laptopKicked = await kickedBy(laptop.access_token);
+    const { sessions } = await ctx.rest.call('GET', '/users/me/sessions', alice.access_token);
+    assert.equal(sessions.length, 3);
+    assert.deepEqual(sessions.filter((x) => x.current).map((x) => x.id), [claims(alice.access_token).sid]);
+    const laptopSid = claims(laptop.access_token).sid;
+    await ctx.rest.call('DELETE', `/users/me/sessions/${laptopSid}`, alice.access_token);
+    for (const { revoked, reason } of await Promise.all(laptopKicked)) {
+      assert.deepEqual([revoked.session_id, revoked.reason, reason], [laptopSid, 'revoked', 'io server disconnect']);
+    }
+
+    // Changing the password kicks every other session, not this one.
+    const tabletKicked = await kickedBy(tablet.access_token);
+    await ctx.rest.call('POST', '/users/me/password', alice.access_token,
+      { current_password: 'password-123', new_password: 'password-456' });
+    for (const { revoked } of await Promise.all(tabletKicked)) {
+      assert.deepEqual([revoked.session_id, revoked.reason], [claims(tablet.access_token).sid, 'password_changed']);
+    }
+    assert.equal(mine.connected, true, 'the caller was kicked by its own password change');
+
+    // Deleting the account kicks the last one.
+    const gone = Promise.all([next(mine, 'session.revoked', 5000), new Promise((resolve) => mine.once('disconnect', resolve))]);
+    await ctx.rest.call('DELETE', '/users/me', alice.access_token, { password: 'password-456' });
+    const [revoked, reason] = await gone;
+    assert.deepEqual([revoked.reason, reason], ['account_deleted', 'io server disconnect']);
+    const err = await online(1, alice.access_token).then(() => assert.fail('reconnected'), (e) => e);
+    assert.deepEqual(refusal(err), { message: 'unauthorized', code: 'session_revoked' });
+  });
+
   test('an expiring token gets session.expired unless auth.refresh came first', async () => {
     const alice = await ctx.rest.register('alice');
     const other = await ctx.rest.register('mallory');

@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
-  DESKTOP, PASSWORD, PHONE, bodies, conversation, cspViolations, launch, loginInUi, message, messages, newPage,
-  registerInUi, rest, screenshot, sendInUi, serveDist, sessionOf, tokenKeys, uniqueName, waitForAttr,
+  DESKTOP, PASSWORD, PHONE, bodies, contrast, conversation, cspViolations, eventually, launch, loginInUi, message, messages, newPage,
+  registerInUi, renderedBox, rest, screenshot, sendInUi, serveDist, sessionOf, tokenKeys, uniqueName, waitForAttr,
   waitForCount, waitForText, webUrl,
 } from './helpers.mjs';
 
@@ -201,10 +201,23 @@ describe('web client', () => {
     await message(phone, 'Hello Alice!').waitFor();
     assert.equal(await list.isVisible(), false);
     assert.ok(await log.isVisible());
-    const box = await phone.getByLabel('Message', { exact: true }).boundingBox();
+    const composer = phone.getByLabel('Message', { exact: true });
+    const box = await composer.boundingBox();
     assert.ok(box.y + box.height <= 844 && box.width < 390, `composer inside the phone viewport: ${JSON.stringify(box)}`);
+    // Sized while its pane was hidden, the box used to be drawn 22 px high, the placeholder cut.
+    const drawn = await renderedBox(composer);
+    assert.ok(drawn.height >= drawn.oneLine && !drawn.cut, `composer shows a whole line: ${JSON.stringify(drawn)}`);
     await sendInUi(phone, 'from my phone');
     await message(alice, 'from my phone').waitFor();
+    // Own messages' time and status on the blue bubble: WCAG AA, 4.5:1 for small text.
+    const own = message(phone, 'from my phone');
+    await eventually(async () => assert.match(await own.getAttribute('data-status'), /^(sent|seen)$/));
+    for (const part of [own.locator('time'), own.getByTestId('message-status')]) {
+      const ratio = await contrast(part);
+      assert.ok(ratio >= 4.5, `contrast of "${await part.textContent()}" on an own message: ${ratio.toFixed(2)}:1`);
+    }
+    const theirs = message(phone, 'Hello Alice!').locator('time');
+    assert.ok(await contrast(theirs) >= 4.5, `contrast of a received message's time: ${(await contrast(theirs)).toFixed(2)}:1`);
     await screenshot(phone, 'phone-chat');
 
     await phone.getByRole('button', { name: 'Back to conversations' }).tap();

@@ -222,3 +222,47 @@ export function tokenKeys(page) {
     ...Object.keys(localStorage).filter((k) => k.startsWith('mop.session.')),
   ]);
 }
+
+// renderedBox measures a text box as drawn: its height, and the least height that shows one
+// line of its text with its padding and borders (from its computed style), and whether its
+// content (placeholder included) is cut.
+export function renderedBox(locator) {
+  return locator.evaluate((el) => {
+    const cs = getComputedStyle(el);
+    const px = (v) => parseFloat(v) || 0;
+    const line = px(cs.lineHeight) || px(cs.fontSize) * 1.2;
+    return {
+      height: el.getBoundingClientRect().height,
+      oneLine: line + px(cs.paddingTop) + px(cs.paddingBottom) + px(cs.borderTopWidth) + px(cs.borderBottomWidth),
+      cut: el.scrollHeight > el.clientHeight,
+    };
+  });
+}
+
+// contrast gives the WCAG 2 contrast ratio of a text element against the opaque background
+// behind it, with the opacity of the element and its ancestors applied to its colour.
+export function contrast(locator) {
+  return locator.evaluate((el) => {
+    const rgba = (c) => {
+      const [r, g, b, a = 1] = c.match(/[\d.]+/g).map(Number);
+      return { r, g, b, a };
+    };
+    let fg = rgba(getComputedStyle(el).color);
+    let alpha = fg.a;
+    let bg = null;
+    for (let n = el; n && !bg; n = n.parentElement) {
+      const cs = getComputedStyle(n);
+      alpha *= Number(cs.opacity);
+      const b = rgba(cs.backgroundColor);
+      if (b.a === 1) bg = b;
+    }
+    bg ??= { r: 255, g: 255, b: 255 };
+    const mix = (k) => fg[k] * alpha + bg[k] * (1 - alpha);
+    const lum = (c) => {
+      const lin = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+      return 0.2126 * lin(c.r) + 0.7152 * lin(c.g) + 0.0722 * lin(c.b);
+    };
+    const [hi, lo] = [lum({ r: mix('r'), g: mix('g'), b: mix('b') }), lum(bg)].sort((x, y) => y - x);
+    return (hi + 0.05) / (lo + 0.05);
+  });
+}

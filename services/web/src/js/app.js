@@ -64,9 +64,10 @@ function enter() {
   let queued = false;
   const render = () => {
     queued = false;
+    // The pane first: the conversation view measures its composer, which a hidden pane cannot.
+    $('#chat-screen').dataset.pane = chat.activeId ? 'conversation' : 'list';
     sidebar.render();
     conversation.render();
-    $('#chat-screen').dataset.pane = chat.activeId ? 'conversation' : 'list';
     const unread = chat.sorted().reduce((n, c) => n + (c.id === chat.activeId ? 0 : c.unread_count), 0);
     document.title = unread ? `(${unread}) mop` : 'mop';
   };

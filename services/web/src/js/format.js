@@ -1,18 +1,26 @@
 // Formatting of times, names and the messages shown to the user.
 
-const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+// `hour: 'numeric'`: the locale's own clock ("5:29 AM" in en-US, "05:29" where 24-hour
+// times keep the zero); '2-digit' would force "05:29 AM".
+const timeFormats = new Map();
+function timeFmt(locale) {
+  let f = timeFormats.get(locale);
+  if (!f) timeFormats.set(locale, f = new Intl.DateTimeFormat(locale, { hour: 'numeric', minute: '2-digit' }));
+  return f;
+}
 const dayFmt = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
 
 export function shortTime(iso) {
   if (!iso) return '';
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return '';
-  return sameDay(d, new Date()) ? timeFmt.format(d) : dayFmt.format(d);
+  return sameDay(d, new Date()) ? timeFmt().format(d) : dayFmt.format(d);
 }
 
-export function clockTime(iso) {
+// clockTime is the time of day of a timestamp in the user's locale (or the one given).
+export function clockTime(iso, locale = undefined) {
   const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? '' : timeFmt.format(d);
+  return Number.isNaN(d.getTime()) ? '' : timeFmt(locale).format(d);
 }
 
 const longDayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'short', month: 'short', day: 'numeric' });

@@ -231,7 +231,12 @@ export class ConversationView {
 
   #autosize() {
     this.#input.style.height = 'auto';
-    this.#input.style.height = `${Math.min(this.#input.scrollHeight, 160)}px`;
+    // A hidden pane (the phone layout before it shows the conversation) measures 0: keep the
+    // natural height then rather than fixing the box at height 0.
+    if (this.#input.scrollHeight === 0) return;
+    // border-box: the height includes the borders, which scrollHeight leaves out.
+    const borders = this.#input.offsetHeight - this.#input.clientHeight;
+    this.#input.style.height = `${Math.min(this.#input.scrollHeight + borders, 160)}px`;
   }
 
   #distanceFromBottom() {
