@@ -115,7 +115,7 @@ export async function registerInUi(page, username, displayName) {
   await page.getByRole('button', { name: 'Create account' }).click();
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Display name').fill(displayName);
-  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
   await page.getByRole('button', { name: 'Create account' }).click();
   await waitForText(page.getByTestId('connection-state'), 'Connected');
 }
@@ -123,7 +123,7 @@ export async function registerInUi(page, username, displayName) {
 export async function loginInUi(page, username) {
   await page.goto(webUrl);
   await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await waitForText(page.getByTestId('connection-state'), 'Connected');
 }

@@ -108,4 +108,4 @@ MOP_WEB_TEST_API="http://127.0.0.1:$rest_port" \
 MOP_WEB_TEST_WS="http://127.0.0.1:$ws_port" \
 MOP_WEB_TEST_PORT="$web_port" \
 CHROMIUM="$chromium" \
-	node --test --test-concurrency=1 --test-reporter=spec test/format.test.mjs test/model.test.mjs test/chat.test.mjs
+	node --test --test-concurrency=1 --test-reporter=spec test/format.test.mjs test/model.test.mjs test/chat.test.mjs test/account.test.mjs

@@ -51,6 +51,13 @@ export class Api {
   // already forgotten it locally, so a failure here cannot leave the user signed in.
   logout(token) { return requestJSON('POST', `${this.#base}/auth/logout`, { token }); }
   me() { return this.#call('GET', '/users/me'); }
+  // Account lifecycle (docs/api.md): one's sessions, password, deletion.
+  async sessions() { return (await this.#call('GET', '/users/me/sessions')).sessions; }
+  revokeSession(id) { return this.#call('DELETE', `/users/me/sessions/${encodeURIComponent(id)}`); }
+  changePassword(currentPassword, newPassword) {
+    return this.#call('POST', '/users/me/password', { current_password: currentPassword, new_password: newPassword });
+  }
+  deleteAccount(password) { return this.#call('DELETE', '/users/me', { password }); }
   user(id) { return this.#call('GET', `/users/${encodeURIComponent(id)}`); }
   async searchUsers(q, limit = 20) {
     return (await this.#call('GET', '/users', undefined, { query: { q, limit } })).users;

@@ -7,13 +7,14 @@
 //   Api      — REST, api-rest (api.js)
 //   Realtime — Socket.IO, api-ws (realtime.js)
 //   Chat     — conversations and messages (chat.js)
-//   views/   — DOM
+//   views/   — DOM (account.js: devices, password, deletion)
 
 import { Api } from './api.js';
 import { Chat } from './chat.js';
 import { $ } from './dom.js';
 import { Realtime } from './realtime.js';
 import { Session } from './session.js';
+import { AccountDialog } from './views/account.js';
 import { ConversationView } from './views/conversation.js';
 import { LoginView } from './views/login.js';
 import { NewChatDialog } from './views/newchat.js';
@@ -60,6 +61,11 @@ function enter() {
   const sidebar = new Sidebar(chat, { onLogout: logout, onNewChat: () => dialog.open() });
   const conversation = new ConversationView(chat);
   const dialog = new NewChatDialog(api, chat, (id) => { location.hash = `#/c/${encodeURIComponent(id)}`; });
+  const account = new AccountDialog(api, () => {
+    realtime.stop();
+    session.end('account_deleted');
+  });
+  $('#account-button').addEventListener('click', () => account.open());
 
   let queued = false;
   const render = () => {

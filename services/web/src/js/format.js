@@ -65,6 +65,7 @@ const ENDED = {
   token_invalid: 'Your session is no longer valid. Please sign in again.',
   token_missing: 'Please sign in again.',
   signed_out_elsewhere: 'You were signed out in another tab.',
+  account_deleted: 'Your account has been deleted.',
 };
 
 export function endedMessage(reason) {

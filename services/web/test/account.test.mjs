@@ -1,0 +1,76 @@
+// Browser tests of the account dialog against the real stack run.sh starts: one person on
+// two devices (two browser contexts) signs the other out, changes the password (the other
+// device is signed out, this one stays) and deletes the account.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import {
+  DESKTOP, PASSWORD, PHONE, launch, loginInUi, newPage, registerInUi, rest, serveDist, uniqueName,
+  waitForCount, waitForText,
+} from './helpers.mjs';
+
+describe('account dialog', () => {
+  let server, browser, desk, phone;
+  const A = { username: uniqueName('dora'), name: 'Dora Device' };
+
+  before(async () => {
+    server = await serveDist();
+    browser = await launch();
+    desk = await newPage(browser, DESKTOP);
+    phone = await newPage(browser, PHONE);
+  });
+
+  after(async () => {
+    await browser?.close();
+    server?.close();
+  });
+
+  const signedOut = async (page) => {
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    assert.equal(await page.locator('#chat-screen').isVisible(), false);
+  };
+
+  it('lists the devices and signs the other one out', async () => {
+    await registerInUi(desk, A.username, A.name);
+    await loginInUi(phone, A.username);
+    await desk.getByRole('button', { name: 'Account' }).click();
+    const sessions = desk.getByTestId('session');
+    await waitForCount(sessions, 2);
+    await waitForCount(sessions.filter({ hasText: 'this device' }), 1);
+    // The phone's entry names its browser (its User-Agent) and can be signed out.
+    await desk.getByRole('button', { name: /^Sign out / }).click();
+    await waitForText(desk.locator('#account-status'), 'The device was signed out.');
+    await waitForCount(sessions, 1);
+    await signedOut(phone);
+    await waitForText(phone.locator('#login-notice'), /session has ended/);
+  });
+
+  it('changes the password: a wrong current one is refused, the other device is signed out', async () => {
+    await loginInUi(phone, A.username);
+    const form = desk.locator('#password-form');
+    await form.getByLabel('Current password').fill('not the password');
+    await form.getByLabel('New password').fill('a brand new password');
+    await form.getByRole('button', { name: 'Change password' }).click();
+    await waitForText(desk.locator('#account-error'), 'The current password is wrong.');
+
+    await form.getByLabel('Current password').fill(PASSWORD);
+    await form.getByLabel('New password').fill('a brand new password');
+    await form.getByRole('button', { name: 'Change password' }).click();
+    await waitForText(desk.locator('#account-status'), 'Password changed. Every other device was signed out.');
+    await signedOut(phone);
+    await waitForText(desk.getByTestId('connection-state'), 'Connected');
+    await rest('POST', '/auth/login', { body: { username: A.username, password: 'a brand new password' } });
+  });
+
+  it('deletes the account after the password, and the name is free again', async () => {
+    const form = desk.locator('#delete-form');
+    await form.getByLabel('Password to confirm').fill('a brand new password');
+    await form.getByRole('button', { name: 'Delete my account' }).click();
+    await signedOut(desk);
+    await waitForText(desk.locator('#login-notice'), /deleted|session has ended/);
+    const err = await rest('POST', '/auth/login', { body: { username: A.username, password: 'a brand new password' } })
+      .then(() => assert.fail('signed in to a deleted account'), (e) => e);
+    assert.equal(err.status, 401);
+    await rest('POST', '/auth/register', { body: { username: A.username, password: PASSWORD } });
+  });
+});
