@@ -268,6 +268,14 @@ func TestDeleteAccount(t *testing.T) {
 			t.Fatalf("bob's history %+v", hist.Messages)
 		}
 
+		// Nobody is left to write to in the direct conversation: refused, and nothing stored.
+		expectError(t, e.do(req{Method: "POST", Path: "/api/v1/conversations/" + direct.ID + "/messages", Token: bob.Access,
+			Body: map[string]string{"body": "are you there?"}}), 403, "forbidden")
+		expect(t, e.do(req{Method: "GET", Path: "/api/v1/conversations/" + direct.ID + "/messages", Token: bob.Access}), http.StatusOK, &hist)
+		if len(hist.Messages) != 1 {
+			t.Fatalf("a message to a deleted account was stored: %+v", hist.Messages)
+		}
+
 		// She left the group (ownership passed on); her message stays for the others.
 		expect(t, e.do(req{Method: "GET", Path: "/api/v1/conversations/" + group.ID, Token: carol.Access}), http.StatusOK, &c)
 		owners := 0

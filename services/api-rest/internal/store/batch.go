@@ -162,6 +162,7 @@ type convState struct {
 	members  []string
 	isMember map[string]bool
 	grew     bool // got new messages in this batch
+	closed   bool // a direct conversation whose other member deleted their account
 }
 
 // sendBatch writes the batch's messages, filling results; per-request
@@ -195,6 +196,10 @@ func (s *DB) sendBatch(t *tx, reqs []*sendReq, results []sendResult) error {
 				results[i] = sendResult{msg: prev}
 				continue
 			}
+		}
+		if c.closed {
+			results[i] = sendResult{err: fmt.Errorf("create message in %s: %w", m.ConversationID, errPeerDeleted)}
+			continue
 		}
 		c.last++
 		c.grew = true
@@ -249,7 +254,7 @@ func (s *DB) lockConversations(t *tx, reqs []*sendReq) (map[string]*convState, e
 		}
 	}
 	rows, err := t.QueryContext(t.ctx, `
-		SELECT c.id, c.last_seq, m.user_id FROM conversations c
+		SELECT c.id, c.last_seq, c.closed_at IS NOT NULL, m.user_id FROM conversations c
 		LEFT JOIN members m ON m.conversation_id = c.id
 		WHERE c.id IN (`+placeholders(1, len(ids))+`)
 		ORDER BY c.id`+s.forUpdate("c"), ids...)
@@ -262,12 +267,13 @@ func (s *DB) lockConversations(t *tx, reqs []*sendReq) (map[string]*convState, e
 		var id string
 		var last int64
 		var uid sql.NullString
-		if err := rows.Scan(&id, &last, &uid); err != nil {
+		var closed bool
+		if err := rows.Scan(&id, &last, &closed, &uid); err != nil {
 			return nil, fmt.Errorf("lock conversations: %w", err)
 		}
 		c := out[id]
 		if c == nil {
-			c = &convState{last: last, isMember: map[string]bool{}}
+			c = &convState{last: last, closed: closed, isMember: map[string]bool{}}
 			out[id] = c
 		}
 		if uid.Valid {

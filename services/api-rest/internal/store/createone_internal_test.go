@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"testing"
+
+	"github.com/chat5202ol/mop/pkg/event"
 )
 
 // createOne is the path a send takes when its batch fails as a whole; it must
@@ -52,5 +54,33 @@ func TestCreateOneAlone(t *testing.T) {
 	_, _, err = s.createOne(ctx, NewMessage{ConversationID: c.ID, SenderID: "ghost", Body: "y"})
 	if !errors.Is(err, ErrNotFound) {
 		t.Fatalf("ghost: %v", err)
+	}
+}
+
+// TestCreateOneRefusesDeletedPeer: the fallback path refuses a message to a
+// direct conversation whose other member deleted their account, as batches do.
+func TestCreateOneRefusesDeletedPeer(t *testing.T) {
+	ctx := context.Background()
+	s, u, _ := groupFixture(t)
+	peer, err := s.CreateUser(ctx, NewUser{Username: "bob", PasswordHash: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := s.CreateConversation(ctx, NewConversation{Type: event.ConversationDirect, CreatorID: u.ID, MemberIDs: []string{peer.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.createOne(ctx, NewMessage{ConversationID: c.ID, SenderID: u.ID, Body: "before"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteUser(ctx, peer.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = s.createOne(ctx, NewMessage{ConversationID: c.ID, SenderID: u.ID, Body: "after"})
+	if !errors.Is(err, ErrForbidden) {
+		t.Fatalf("after deletion: %v, want ErrForbidden", err)
+	}
+	if m, _, err := s.createOne(ctx, NewMessage{ConversationID: c.ID, SenderID: u.ID, Body: "again"}); err == nil {
+		t.Fatalf("stored %+v", m)
 	}
 }

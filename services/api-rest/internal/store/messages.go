@@ -97,15 +97,19 @@ func (s *DB) createOne(ctx context.Context, m NewMessage) (event.Message, bool, 
 	var msg event.Message
 	err := s.write(ctx, func(t *tx) error {
 		var seq int64
+		var closed bool
 		err := t.QueryRowContext(ctx, `
 			UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2
 			WHERE id = $1 AND EXISTS (SELECT 1 FROM members WHERE conversation_id = $1 AND user_id = $3)
-			RETURNING last_seq`, m.ConversationID, micros(t.now), m.SenderID).Scan(&seq)
+			RETURNING last_seq, closed_at IS NOT NULL`, m.ConversationID, micros(t.now), m.SenderID).Scan(&seq, &closed)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
 		if err != nil {
 			return fmt.Errorf("next seq: %w", err)
+		}
+		if closed {
+			return errPeerDeleted // rolls the seq back
 		}
 		msg = event.Message{
 			ID:             event.NewID(t.now),

@@ -20,6 +20,10 @@ const (
 // keeps the column unique and frees the name).
 const userColumns = `id, CASE WHEN deleted_at IS NULL THEN username ELSE '' END, display_name, created_at, deleted_at IS NOT NULL`
 
+// errPeerDeleted refuses a message to a direct conversation whose other
+// member deleted their account.
+var errPeerDeleted = fmt.Errorf("the other member deleted their account: %w", ErrForbidden)
+
 // DeletedDisplayName replaces a deleted account's display name.
 const DeletedDisplayName = "Deleted user"
 
@@ -204,6 +208,12 @@ func (s *DB) DeleteUser(ctx context.Context, userID string) ([]string, error) {
 			if err := s.removeMember(t, userID, id, userID); err != nil {
 				return fmt.Errorf("leave %s: %w", id, err)
 			}
+		}
+		if _, err := t.ExecContext(ctx, `
+			UPDATE conversations SET closed_at = $2
+			WHERE type = 'direct' AND id IN (SELECT conversation_id FROM members WHERE user_id = $1)`,
+			userID, micros(t.now)); err != nil {
+			return fmt.Errorf("close direct conversations: %w", err)
 		}
 		revoked, err = s.revokeAll(t, userID, "", ReasonAccountDeleted)
 		return err
