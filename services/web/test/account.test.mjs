@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
-  DESKTOP, PASSWORD, PHONE, launch, loginInUi, newPage, registerInUi, rest, serveDist, uniqueName,
-  waitForCount, waitForText,
+  DESKTOP, PASSWORD, PHONE, conversation, launch, loginInUi, message, newPage, registerInUi, rest, serveDist,
+  uniqueName, waitForCount, waitForText,
 } from './helpers.mjs';
 
 describe('account dialog', () => {
@@ -63,6 +63,16 @@ describe('account dialog', () => {
   });
 
   it('deletes the account after the password, and the name is free again', async () => {
+    // Eve has a direct conversation with Dora.
+    const eve = await newPage(browser, DESKTOP);
+    const E = uniqueName('eve');
+    await registerInUi(eve, E, 'Eve Else');
+    const eveAuth = await rest('POST', '/auth/login', { body: { username: E, password: PASSWORD } });
+    const { users } = await rest('GET', `/users?q=${A.username}`, { token: eveAuth.access_token });
+    const conv = await rest('POST', '/conversations', { token: eveAuth.access_token, body: { type: 'direct', member_ids: [users[0].id] } });
+    await rest('POST', `/conversations/${conv.id}/messages`, { token: eveAuth.access_token, body: { body: 'Hi Dora' } });
+    await conversation(eve, A.name).waitFor();
+
     const form = desk.locator('#delete-form');
     await form.getByLabel('Password to confirm').fill('a brand new password');
     await form.getByRole('button', { name: 'Delete my account' }).click();
@@ -72,5 +82,13 @@ describe('account dialog', () => {
       .then(() => assert.fail('signed in to a deleted account'), (e) => e);
     assert.equal(err.status, 401);
     await rest('POST', '/auth/register', { body: { username: A.username, password: PASSWORD } });
+
+    // Eve still reads the conversation, now with "Deleted user", and cannot write to it.
+    await eve.reload();
+    await conversation(eve, 'Deleted user').click();
+    await waitForText(eve.getByTestId('conversation-subtitle'), 'Account deleted');
+    await message(eve, 'Hi Dora').waitFor();
+    assert.equal(await eve.getByLabel('Message', { exact: true }).isDisabled(), true);
+    assert.equal(await eve.getByRole('button', { name: 'Send' }).isDisabled(), true);
   });
 });

@@ -69,9 +69,14 @@ export class ConversationView {
     const peer = chat.peer(c);
     avatar.textContent = initial(title);
     avatar.style.setProperty('--hue', hue(peer?.user_id ?? c.id));
-    $('#conv-subtitle').textContent = peer
-      ? presenceText(chat.presence.get(peer.user_id))
-      : `${c.members.length} members`;
+    // A deleted account shows with an empty username; the server refuses messages to it.
+    const gone = !!peer && !peer.username;
+    $('#conv-subtitle').textContent = gone
+      ? 'Account deleted'
+      : peer ? presenceText(chat.presence.get(peer.user_id)) : `${c.members.length} members`;
+    this.#input.disabled = gone;
+    $('#send-button').disabled = gone;
+    this.#input.placeholder = gone ? 'This account was deleted' : 'Write a message…';
 
     // Messages: keep the reading position when older ones are prepended, follow the
     // bottom when the user is there.
