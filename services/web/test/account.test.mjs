@@ -45,6 +45,22 @@ describe('account dialog', () => {
     await waitForText(phone.locator('#login-notice'), /session has ended/);
   });
 
+  it('renames the account: the sidebar and a reload show the new name (Eve sees it below)', async () => {
+    const form = desk.locator('#profile-form');
+    assert.equal(await form.getByLabel('Name shown to others').inputValue(), A.name);
+    await form.getByLabel('Name shown to others').fill('   ');
+    await form.getByRole('button', { name: 'Save name' }).click();
+    await waitForText(desk.locator('#account-error'), /display name: /);
+    A.name = 'Dora D.';
+    await form.getByLabel('Name shown to others').fill(A.name);
+    await form.getByRole('button', { name: 'Save name' }).click();
+    await waitForText(desk.locator('#account-status'), 'Name saved.');
+    await waitForText(desk.locator('#me-name'), A.name);
+    await desk.reload();
+    await waitForText(desk.locator('#me-name'), A.name);
+    await desk.getByRole('button', { name: 'Account' }).click();
+  });
+
   it('changes the password: a wrong current one is refused, the other device is signed out', async () => {
     await loginInUi(phone, A.username);
     const form = desk.locator('#password-form');

@@ -58,6 +58,7 @@ export class Api {
     return this.#call('POST', '/users/me/password', { current_password: currentPassword, new_password: newPassword });
   }
   deleteAccount(password) { return this.#call('DELETE', '/users/me', { password }); }
+  updateProfile(displayName) { return this.#call('PATCH', '/users/me', { display_name: displayName }); }
   user(id) { return this.#call('GET', `/users/${encodeURIComponent(id)}`); }
   async searchUsers(q, limit = 20) {
     return (await this.#call('GET', '/users', undefined, { query: { q, limit } })).users;

@@ -61,9 +61,17 @@ function enter() {
   const sidebar = new Sidebar(chat, { onLogout: logout, onNewChat: () => dialog.open() });
   const conversation = new ConversationView(chat);
   const dialog = new NewChatDialog(api, chat, (id) => { location.hash = `#/c/${encodeURIComponent(id)}`; });
-  const account = new AccountDialog(api, () => {
-    realtime.stop();
-    session.end('account_deleted');
+  const account = new AccountDialog(api, {
+    me: () => chat.me,
+    onRenamed: (user) => {
+      session.setUser(user);
+      chat.me.display_name = user.display_name;
+      sidebar.showMe(user);
+    },
+    onDeleted: () => {
+      realtime.stop();
+      session.end('account_deleted');
+    },
   });
   $('#account-button').addEventListener('click', () => account.open());
 

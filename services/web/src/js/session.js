@@ -65,6 +65,13 @@ export class Session extends EventTarget {
   // revokes, and the same user's other sessions (tabs, devices) must not react to it.
   get sessionId() { return this.#sid; }
 
+  // setUser keeps the stored profile current after the user edits it.
+  setUser(user) {
+    if (!this.#data) return;
+    this.#data = { ...this.#data, user };
+    localStorage.setItem(PAIR_PREFIX + this.#sid, JSON.stringify(this.#data));
+  }
+
   // start stores the AuthResult of register or login.
   start(auth) {
     this.#sid = jwtClaims(auth.access_token)?.sid ?? randomId();

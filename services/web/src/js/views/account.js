@@ -1,4 +1,4 @@
-// Account dialog: the signed-in devices (sessions) with "Sign out" for the others, password
+// Account dialog: the display name, the signed-in devices (sessions) with "Sign out" for the others, password
 // change (which signs out every other device) and account deletion, each re-authenticated
 // by the server as docs/api.md says.
 
@@ -7,13 +7,21 @@ import { errorText, shortTime } from '../format.js';
 
 export class AccountDialog {
   #api;
+  #me;
+  #onRenamed;
   #onDeleted;
   #dialog = $('#account-dialog');
 
-  constructor(api, onDeleted) {
+  constructor(api, { me, onRenamed, onDeleted }) {
     this.#api = api;
+    this.#me = me;
+    this.#onRenamed = onRenamed;
     this.#onDeleted = onDeleted;
     $('#account-close').addEventListener('click', () => this.#dialog.close());
+    $('#profile-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.#rename(e.target);
+    });
     $('#password-form').addEventListener('submit', (e) => {
       e.preventDefault();
       this.#changePassword(e.target);
@@ -27,6 +35,7 @@ export class AccountDialog {
   open() {
     this.#say('', '');
     for (const f of ['#password-form', '#delete-form']) $(f).reset();
+    $('#profile-form').elements.display_name.value = this.#me().display_name;
     this.#dialog.showModal();
     this.#loadSessions();
   }
@@ -56,6 +65,16 @@ export class AccountDialog {
       this.#say('', errorText(err));
     }
     this.#loadSessions();
+  }
+
+  async #rename(form) {
+    try {
+      const user = await this.#api.updateProfile(form.elements.display_name.value);
+      this.#onRenamed(user);
+      this.#say('Name saved.', '');
+    } catch (err) {
+      this.#say('', errorText(err));
+    }
   }
 
   async #changePassword(form) {

@@ -18,7 +18,10 @@ export class Sidebar {
     this.#chat = chat;
     $('#logout-button').addEventListener('click', onLogout);
     $('#new-chat-button').addEventListener('click', onNewChat);
-    const me = chat.me;
+    this.showMe(chat.me);
+  }
+
+  showMe(me) {
     $('#me-name').textContent = me.display_name || me.username;
     const avatar = $('#me-avatar');
     avatar.textContent = initial(me.display_name || me.username);
