@@ -94,7 +94,7 @@ type MemberChange struct {
 type SessionRevocation struct {
 	UserID    string `json:"user_id"`
 	SessionID string `json:"session_id"`
-	Reason    string `json:"reason"` // "logout", "refresh_reuse", ...
+	Reason    string `json:"reason"` // "logout", "refresh_reuse", "revoked", "password_changed", "account_deleted"
 }
 
 // ResyncNotice is the data of the resync socket event.
