@@ -131,7 +131,7 @@ func (s *Service) Register(ctx context.Context, in Registration) (Result, error)
 	if err != nil {
 		return Result{}, fmt.Errorf("register %s: %w", username, err)
 	}
-	return s.startSession(ctx, u, in.UserAgent)
+	return s.startSession(ctx, u, in.UserAgent, hash)
 }
 
 // Credentials is the body of POST /auth/login.
@@ -168,7 +168,12 @@ func (s *Service) Login(ctx context.Context, in Credentials) (Result, error) {
 	if !ok || hash == s.dummy {
 		return Result{}, ErrInvalidCredentials
 	}
-	return s.startSession(ctx, u, in.UserAgent)
+	res, err := s.startSession(ctx, u, in.UserAgent, hash)
+	if errors.Is(err, store.ErrInvalid) {
+		// The password changed or the account was deleted while it was checked.
+		return Result{}, ErrInvalidCredentials
+	}
+	return res, err
 }
 
 // Refresh spends a refresh token and returns a new pair for the same session.
@@ -254,13 +259,13 @@ func (s *Service) Session(ctx context.Context, sessionID string) (owner string, 
 	return owner, live, nil
 }
 
-func (s *Service) startSession(ctx context.Context, u event.User, userAgent string) (Result, error) {
+func (s *Service) startSession(ctx context.Context, u event.User, userAgent, passwordHash string) (Result, error) {
 	token, hash, err := auth.NewOpaqueToken()
 	if err != nil {
 		return Result{}, err
 	}
 	now := s.now()
-	sess := store.Session{ID: event.NewID(now), UserID: u.ID, ExpiresAt: now.Add(s.sessionTTL), UserAgent: UserAgent(userAgent)}
+	sess := store.Session{ID: event.NewID(now), UserID: u.ID, ExpiresAt: now.Add(s.sessionTTL), UserAgent: UserAgent(userAgent), PasswordHash: passwordHash}
 	if err := s.st.CreateSession(ctx, sess, hash); err != nil {
 		return Result{}, fmt.Errorf("create session: %w", err)
 	}

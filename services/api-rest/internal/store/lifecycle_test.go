@@ -53,3 +53,36 @@ func TestPasswordChangeRacesRefresh(t *testing.T) {
 		}
 	})
 }
+
+// TestLoginRacingChangeStartsNothing: a session whose login verified a
+// password that is no longer the account's, or an account deleted meanwhile,
+// is not created.
+func TestLoginRacingChangeStartsNothing(t *testing.T) {
+	eachDB(t, func(t *testing.T, f *fixture) {
+		alice, bob := f.user("alice"), f.user("bob")
+		exp := f.clock.Now().Add(time.Hour)
+		create := func(id string, u string, hash string) error {
+			return f.s.CreateSession(f.ctx, store.Session{ID: id, UserID: u, ExpiresAt: exp, PasswordHash: hash}, "r-"+id)
+		}
+		if err := create("S1", alice.ID, "hash-alice"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.s.SetPassword(f.ctx, alice.ID, "hash-new", "S1"); err != nil {
+			t.Fatal(err)
+		}
+		wantErr(t, create("S2", alice.ID, "hash-alice"), store.ErrInvalid)
+		if err := create("S3", alice.ID, "hash-new"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.s.DeleteUser(f.ctx, bob.ID); err != nil {
+			t.Fatal(err)
+		}
+		wantErr(t, create("S4", bob.ID, "hash-bob"), store.ErrInvalid)
+		wantErr(t, create("S5", bob.ID, ""), store.ErrInvalid)
+		for id, want := range map[string]bool{"S1": true, "S2": false, "S3": true, "S4": false, "S5": false} {
+			if _, live, err := f.s.SessionOwner(f.ctx, id); err != nil || live != want {
+				t.Fatalf("%s live %v %v, want %v", id, live, err, want)
+			}
+		}
+	})
+}

@@ -23,10 +23,24 @@ func (s *DB) CreateSession(ctx context.Context, sess Session, refreshHash string
 	if sess.ID == "" || sess.UserID == "" || refreshHash == "" {
 		return fmt.Errorf("create session: id, user and refresh hash required: %w", ErrInvalid)
 	}
-	_, err := s.w.ExecContext(ctx, `
+	// Selecting from users makes "the account is live (and its password is
+	// still the one verified)" part of the insert itself.
+	query := `
 		INSERT INTO sessions (id, user_id, refresh_hash, created_at, expires_at, user_agent, last_used_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $4)`,
-		sess.ID, sess.UserID, refreshHash, micros(s.now()), micros(sess.ExpiresAt), sess.UserAgent)
+		SELECT $1, id, $3, $4, $5, $6, $4 FROM users WHERE id = $2 AND deleted_at IS NULL`
+	args := []any{sess.ID, sess.UserID, refreshHash, micros(s.now()), micros(sess.ExpiresAt), sess.UserAgent}
+	if sess.PasswordHash != "" {
+		query += ` AND password_hash = $7`
+		args = append(args, sess.PasswordHash)
+	}
+	res, err := s.w.ExecContext(ctx, query, args...)
+	if err == nil {
+		if n, rerr := res.RowsAffected(); rerr != nil {
+			err = rerr
+		} else if n == 0 {
+			return fmt.Errorf("create session for %s: account deleted, unknown or its password changed: %w", sess.UserID, ErrInvalid)
+		}
+	}
 	switch {
 	case isForeignKey(err):
 		return fmt.Errorf("create session for %s: %w", sess.UserID, ErrInvalid)

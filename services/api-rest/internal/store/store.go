@@ -42,6 +42,10 @@ type Session struct {
 	RevokedAt *time.Time
 	// UserAgent is the client's User-Agent at login (sanitised, may be empty).
 	UserAgent string
+	// PasswordHash, when set, is the hash the login just verified:
+	// CreateSession stores the session only if it is still the user's, so a
+	// login racing a password change or an account deletion starts nothing.
+	PasswordHash string
 	// CreatedAt and LastUsedAt (login or last token refresh) are filled by
 	// UserSessions.
 	CreatedAt  time.Time
