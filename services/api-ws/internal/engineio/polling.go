@@ -8,28 +8,39 @@ import (
 	"time"
 )
 
+// enter admits one polling request of its kind (busy: the GET or POST flag)
+// to a polling session, answering and returning false otherwise; when it
+// admits, it returns with sess.mu held.
+func (s *Server) enter(w http.ResponseWriter, r *http.Request, sess *Session, busy *bool, overlap string) bool {
+	sess.mu.Lock()
+	code := -1
+	switch {
+	case sess.state == stateClosed: // closed a moment ago, not yet forgotten
+		code = errUnknownSID
+	case sess.transport != transportPolling:
+		code = errBadRequest
+	case *busy:
+		sess.mu.Unlock()
+		s.fail(w, r, errBadRequest)
+		sess.Close(overlap)
+		return false
+	}
+	if code >= 0 {
+		sess.mu.Unlock()
+		s.fail(w, r, code)
+		return false
+	}
+	*busy = true
+	return true
+}
+
 // pollGet answers the session's pending GET with everything queued, waiting
 // until there is something (a ping comes every PingInterval on v4).
 func (s *Server) pollGet(w http.ResponseWriter, r *http.Request, sess *Session) {
-	sess.mu.Lock()
-	if sess.state == stateClosed { // closed a moment ago, not yet forgotten
-		sess.mu.Unlock()
-		s.fail(w, r, errUnknownSID)
+	// One pending GET per session: a second one is a broken client.
+	if !s.enter(w, r, sess, &sess.polling, "overlap from client") {
 		return
 	}
-	if sess.transport != transportPolling {
-		sess.mu.Unlock()
-		s.fail(w, r, errBadRequest)
-		return
-	}
-	if sess.polling {
-		// One pending GET per session: a second one is a broken client.
-		sess.mu.Unlock()
-		s.fail(w, r, errBadRequest)
-		sess.Close("overlap from client")
-		return
-	}
-	sess.polling = true
 	for len(sess.out) == 0 && sess.state == stateOpen && !sess.noop {
 		wake := make(chan struct{})
 		sess.pollWake = wake
@@ -81,24 +92,9 @@ func (s *Server) pollGet(w http.ResponseWriter, r *http.Request, sess *Session) 
 
 // pollPost reads one payload from the client.
 func (s *Server) pollPost(w http.ResponseWriter, r *http.Request, sess *Session) {
-	sess.mu.Lock()
-	if sess.state == stateClosed {
-		sess.mu.Unlock()
-		s.fail(w, r, errUnknownSID)
+	if !s.enter(w, r, sess, &sess.posting, "data request overlap from client") {
 		return
 	}
-	if sess.transport != transportPolling {
-		sess.mu.Unlock()
-		s.fail(w, r, errBadRequest)
-		return
-	}
-	if sess.posting {
-		sess.mu.Unlock()
-		s.fail(w, r, errBadRequest)
-		sess.Close("data request overlap from client")
-		return
-	}
-	sess.posting = true
 	sess.mu.Unlock()
 	defer func() {
 		sess.mu.Lock()
