@@ -90,10 +90,6 @@ func (f *Frame) wsBytes(protocol int8) []byte {
 // bytes the WebSocket transport writes for it.
 func (f *Frame) size(protocol int8) int64 { return int64(len(f.wsBytes(protocol))) }
 
-// Bytes is the frame's size on the wire (v4 WebSocket), for accounting by
-// callers.
-func (f *Frame) Bytes() int { return len(f.ws) }
-
 func headerLen(n int) int {
 	switch {
 	case n < 126:

@@ -100,13 +100,6 @@ func (h *Hub) Len() int {
 	return len(h.conns)
 }
 
-// UserConns returns the registered sockets of a user.
-func (h *Hub) UserConns(userID string) []*Conn {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return slices.Clone(h.byUser[userID])
-}
-
 // Pending is the output queued across all sockets, in bytes.
 func (h *Hub) Pending() int64 { return h.pending() }
 
