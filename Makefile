@@ -65,7 +65,7 @@ test-fuzz:
 # The store suite against a real PostgreSQL; fails (never skips) when it is missing.
 test-pg:
 	MOP_TEST_POSTGRES_URL='$(TEST_POSTGRES_URL)' MOP_REQUIRE_POSTGRES=1 \
-		$(GO) test -count=1 ./services/api-rest/internal/store/... ./services/api-rest/internal/outbox/... ./services/api-rest/internal/http/...
+		$(GO) test -count=1 ./services/api-rest/internal/store/... ./services/api-rest/internal/outbox/... ./services/api-rest/internal/rest/...
 
 # The README's curl walk-through and realtime example, as written, twice against bin/devstack.
 test-readme: bin/api-rest bin/api-ws bin/devstack

@@ -37,8 +37,8 @@ import (
 	"github.com/chat5202ol/mop/services/api-rest/internal/account"
 	"github.com/chat5202ol/mop/services/api-rest/internal/chat"
 	"github.com/chat5202ol/mop/services/api-rest/internal/config"
-	api "github.com/chat5202ol/mop/services/api-rest/internal/http"
 	"github.com/chat5202ol/mop/services/api-rest/internal/outbox"
+	"github.com/chat5202ol/mop/services/api-rest/internal/rest"
 	"github.com/chat5202ol/mop/services/api-rest/internal/rpc"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store"
 )
@@ -160,9 +160,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	handler, err := api.New(api.Options{
+	handler, err := rest.New(rest.Options{
 		Accounts: accounts, Chat: rules, Log: log, Registry: reg,
-		Checks: map[string]api.Check{
+		Checks: map[string]rest.Check{
 			"store": st.Ping,
 			"nats":  func(context.Context) error { return connected(nc) },
 			// A stream lost with NATS's store is recreated here too, so
@@ -175,8 +175,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			},
 		},
 		AllowedOrigins: cfg.AllowedOrigins, TrustedProxies: cfg.TrustedProxies, BodyLimit: cfg.BodyLimit,
-		Login:    api.Rate{PerMinute: cfg.LoginRate, Burst: cfg.LoginBurst},
-		Register: api.Rate{PerMinute: cfg.RegisterRate, Burst: cfg.RegisterBurst},
+		Login:    rest.Rate{PerMinute: cfg.LoginRate, Burst: cfg.LoginBurst},
+		Register: rest.Rate{PerMinute: cfg.RegisterRate, Burst: cfg.RegisterBurst},
 		Version:  version.Get(service),
 	})
 	if err != nil {

@@ -39,8 +39,8 @@ import (
 	"github.com/chat5202ol/mop/services/api-ws/internal/presence"
 	"github.com/chat5202ol/mop/services/api-ws/internal/realtime"
 	"github.com/chat5202ol/mop/services/api-ws/internal/revocation"
+	"github.com/chat5202ol/mop/services/api-ws/internal/routes"
 	"github.com/chat5202ol/mop/services/api-ws/internal/rpc"
-	"github.com/chat5202ol/mop/services/api-ws/internal/server"
 )
 
 const service = "api-ws"
@@ -105,7 +105,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// Serve /healthz at once; /readyz and /socket.io/ answer 503 until NATS
 	// is set up and the components run (setup retries while NATS is down).
 	var cur atomic.Pointer[app]
-	router := server.Router(server.Options{
+	router := routes.New(routes.Options{
 		Service: service, Registry: m.Registry,
 		SocketIO: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if a := cur.Load(); a != nil {
@@ -116,7 +116,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			http.Error(w, `{"code":503,"message":"starting"}`, http.StatusServiceUnavailable)
 		}),
 		Draining: func() bool { a := cur.Load(); return a != nil && a.io.Draining() },
-		Checks: map[string]server.Check{
+		Checks: map[string]routes.Check{
 			"nats": func(ctx context.Context) error { return bus.Ready(ctx, nc, js, subj) },
 			"components": func(ctx context.Context) error {
 				a := cur.Load()
@@ -136,7 +136,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.WithField("addr", ln.Addr().String()).Info("listening")
 	if cfg.PprofAddr != "" {
-		psrv := &http.Server{Addr: cfg.PprofAddr, Handler: server.Pprof(), ReadHeaderTimeout: 10 * time.Second}
+		psrv := &http.Server{Addr: cfg.PprofAddr, Handler: routes.Pprof(), ReadHeaderTimeout: 10 * time.Second}
 		go func() { serveErr <- psrv.ListenAndServe() }()
 		defer psrv.Close()
 		log.WithField("addr", cfg.PprofAddr).Info("pprof listening")
@@ -173,7 +173,7 @@ type app struct {
 	hub     *hub.Hub
 	fan     *fanout.Fanout
 	tracker *presence.Tracker
-	ready   server.Check
+	ready   routes.Check
 	stopBG  context.CancelFunc
 }
 

@@ -30,8 +30,8 @@ var (
 	ErrUsernameTaken = fmt.Errorf("username taken: %w", store.ErrConflict)
 )
 
-// TokenType is the token_type of every AuthResult.
-const TokenType = "Bearer"
+// tokenType is the token_type of every AuthResult.
+const tokenType = "Bearer"
 
 // Result is the AuthResult of docs/api.md.
 type Result struct {
@@ -277,7 +277,7 @@ func (s *Service) result(u event.User, sessionID, refresh string) (Result, error
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{User: u, AccessToken: access, RefreshToken: refresh, TokenType: TokenType,
+	return Result{User: u, AccessToken: access, RefreshToken: refresh, TokenType: tokenType,
 		ExpiresIn: int64(s.tokens.AccessTTL() / time.Second)}, nil
 }
 

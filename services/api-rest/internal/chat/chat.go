@@ -131,8 +131,8 @@ func (s *Service) Conversations(ctx context.Context, userID, before string, limi
 	return out, nil
 }
 
-// ErrCursor is a `before` cursor this server did not make.
-var ErrCursor = errors.New("is not a cursor from a previous page")
+// errCursor is a `before` cursor this server did not make.
+var errCursor = errors.New("is not a cursor from a previous page")
 
 // ActivityCursor is the opaque position of a conversation in the activity order:
 // base64url of "<updated_at in Unix microseconds>.<id>". Clients must not
@@ -145,15 +145,15 @@ func ActivityCursor(at time.Time, id string) string {
 func ParseCursor(cursor string) (time.Time, string, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(cursor)
 	if err != nil {
-		return time.Time{}, "", ErrCursor
+		return time.Time{}, "", errCursor
 	}
 	us, id, ok := strings.Cut(string(raw), ".")
 	if !ok || !input.IsID(id) {
-		return time.Time{}, "", ErrCursor
+		return time.Time{}, "", errCursor
 	}
 	n, err := strconv.ParseInt(us, 10, 64)
 	if err != nil || n < 0 || strconv.FormatInt(n, 10) != us {
-		return time.Time{}, "", ErrCursor
+		return time.Time{}, "", errCursor
 	}
 	return time.UnixMicro(n).UTC(), id, nil
 }

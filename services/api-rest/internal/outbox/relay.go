@@ -46,10 +46,10 @@ type Bucket interface {
 
 // Defaults of the tunables on Relay.
 const (
-	DefaultBatch      = 500
-	DefaultPoll       = 500 * time.Millisecond
-	DefaultLinger     = 2 * time.Millisecond
-	DefaultAckTimeout = 10 * time.Second
+	defaultBatch      = 500
+	defaultPoll       = 500 * time.Millisecond
+	defaultLinger     = 2 * time.Millisecond
+	defaultAckTimeout = 10 * time.Second
 	leaseRetry        = 2 * time.Second
 	leaseCheckEvery   = 2 * time.Second
 	countEvery        = 2 * time.Second
@@ -93,10 +93,10 @@ type Relay struct {
 // revoked-sessions bucket.
 func New(src Source, js jetstream.JetStream, subj event.Subjects, kv Bucket, log *logrus.Entry) *Relay {
 	return &Relay{
-		Batch:      DefaultBatch,
-		Poll:       DefaultPoll,
-		Linger:     DefaultLinger,
-		AckTimeout: DefaultAckTimeout,
+		Batch:      defaultBatch,
+		Poll:       defaultPoll,
+		Linger:     defaultLinger,
+		AckTimeout: defaultAckTimeout,
 		src:        src,
 		js:         js,
 		subj:       subj,

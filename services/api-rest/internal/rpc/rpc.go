@@ -24,9 +24,9 @@ import (
 // MaxRequestBytes bounds a request; a socket message body is at most 16 KiB.
 const MaxRequestBytes = 64 << 10
 
-// DefaultWorkers bounds concurrent requests per instance: enough to keep the
+// defaultWorkers bounds concurrent requests per instance: enough to keep the
 // store busy, few enough that a burst queues in NATS rather than in memory.
-const DefaultWorkers = 64
+const defaultWorkers = 64
 
 // Sessions answers who owns a session and whether it is live (account.Service does).
 type Sessions interface {
@@ -51,7 +51,7 @@ type Server struct {
 // New returns a Server; Start subscribes it.
 func New(c *chat.Service, sessions Sessions, subj event.Subjects, log *logrus.Entry) *Server {
 	return &Server{chat: c, sessions: sessions, subj: subj, log: log.WithField("component", "rpc"),
-		slots: make(chan struct{}, DefaultWorkers)}
+		slots: make(chan struct{}, defaultWorkers)}
 }
 
 type handler func(ctx context.Context, data []byte) (any, error)

@@ -13,8 +13,8 @@ import (
 // Revocation reasons written by the store itself.
 const (
 	ReasonRefreshReuse    = "refresh_reuse"
-	ReasonAccountDeleted  = "account_deleted"
-	ReasonPasswordChanged = "password_changed"
+	reasonAccountDeleted  = "account_deleted"
+	reasonPasswordChanged = "password_changed"
 )
 
 // CreateSession stores a session and its first refresh hash. An unknown user

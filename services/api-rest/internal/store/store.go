@@ -134,7 +134,7 @@ type Store interface {
 	SetPassword(ctx context.Context, userID, hash, keepSessionID string) ([]string, error)
 	// DeleteUser deletes an account (docs/decisions/account-deletion.md): the
 	// row stays with deleted_at set, the username freed, the display name
-	// DeletedDisplayName, no password; the user leaves every group
+	// deletedDisplayName, no password; the user leaves every group
 	// (member.removed) and every session is revoked (session.revoked), in one
 	// transaction. It returns the revoked session ids; ErrNotFound when
 	// already deleted.

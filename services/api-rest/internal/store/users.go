@@ -24,8 +24,8 @@ const userColumns = `id, CASE WHEN deleted_at IS NULL THEN username ELSE '' END,
 // member deleted their account.
 var errPeerDeleted = fmt.Errorf("the other member deleted their account: %w", ErrForbidden)
 
-// DeletedDisplayName replaces a deleted account's display name.
-const DeletedDisplayName = "Deleted user"
+// deletedDisplayName replaces a deleted account's display name.
+const deletedDisplayName = "Deleted user"
 
 // CreateUser stores a new user. The username is stored lower-cased so that
 // uniqueness and lookups are case-insensitive; an empty display name defaults
@@ -151,7 +151,7 @@ func (s *DB) SetPassword(ctx context.Context, userID, hash, keepSessionID string
 		if err := changedOne(res, err); err != nil {
 			return err
 		}
-		revoked, err = s.revokeAll(t, userID, keepSessionID, ReasonPasswordChanged)
+		revoked, err = s.revokeAll(t, userID, keepSessionID, reasonPasswordChanged)
 		return err
 	})
 	if err != nil {
@@ -181,7 +181,7 @@ func (s *DB) DeleteUser(ctx context.Context, userID string) ([]string, error) {
 		res, err := t.ExecContext(ctx, `
 			UPDATE users SET deleted_at = $2, username = $3, display_name = $4, password_hash = '',
 				presence_visibility = 'nobody'
-			WHERE id = $1 AND deleted_at IS NULL`, userID, micros(t.now), "deleted:"+userID, DeletedDisplayName)
+			WHERE id = $1 AND deleted_at IS NULL`, userID, micros(t.now), "deleted:"+userID, deletedDisplayName)
 		if err := changedOne(res, err); err != nil {
 			return err
 		}
@@ -215,7 +215,7 @@ func (s *DB) DeleteUser(ctx context.Context, userID string) ([]string, error) {
 			userID, micros(t.now)); err != nil {
 			return fmt.Errorf("close direct conversations: %w", err)
 		}
-		revoked, err = s.revokeAll(t, userID, "", ReasonAccountDeleted)
+		revoked, err = s.revokeAll(t, userID, "", reasonAccountDeleted)
 		return err
 	})
 	if err != nil {

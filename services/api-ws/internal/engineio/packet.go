@@ -22,8 +22,8 @@ const (
 // recordSeparator joins the packets of a v4 polling payload.
 const recordSeparator = 0x1e
 
-// ErrPayload is a malformed polling payload or packet.
-var ErrPayload = errors.New("engineio: malformed payload")
+// errPayload is a malformed polling payload or packet.
+var errPayload = errors.New("engineio: malformed payload")
 
 // Packet is one decoded Engine.IO packet. Data aliases the input it was
 // decoded from, except for base64 binary packets.
@@ -36,7 +36,7 @@ type Packet struct {
 // DecodePacket reads one text packet ("4hello", "2probe").
 func DecodePacket(p []byte) (Packet, error) {
 	if len(p) == 0 || p[0] < typeOpen || p[0] > typeNoop {
-		return Packet{}, ErrPayload
+		return Packet{}, errPayload
 	}
 	return Packet{Type: p[0], Data: p[1:]}, nil
 }
@@ -51,7 +51,7 @@ func DecodePayload(protocol int, body []byte) ([]Packet, error) {
 		return decodePayloadV3(body)
 	}
 	if len(body) == 0 {
-		return nil, ErrPayload
+		return nil, errPayload
 	}
 	var out []Packet
 	for rest := body; ; {
@@ -73,11 +73,11 @@ func DecodePayload(protocol int, body []byte) ([]Packet, error) {
 func decodeText(protocol int8, part []byte) (Packet, error) {
 	if protocol == 3 && len(part) > 1 && part[0] == 'b' {
 		if part[1] != typeMessage {
-			return Packet{}, ErrPayload
+			return Packet{}, errPayload
 		}
 		data, err := base64.StdEncoding.DecodeString(string(part[2:]))
 		if err != nil {
-			return Packet{}, ErrPayload
+			return Packet{}, errPayload
 		}
 		return Packet{Type: typeMessage, Data: data, Binary: true}, nil
 	}
@@ -88,7 +88,7 @@ func decodeV4(part []byte) (Packet, error) {
 	if len(part) > 0 && part[0] == 'b' {
 		data, err := base64.StdEncoding.DecodeString(string(part[1:]))
 		if err != nil {
-			return Packet{}, ErrPayload
+			return Packet{}, errPayload
 		}
 		return Packet{Type: typeMessage, Data: data, Binary: true}, nil
 	}
@@ -97,22 +97,22 @@ func decodeV4(part []byte) (Packet, error) {
 
 func decodePayloadV3(body []byte) ([]Packet, error) {
 	if len(body) == 0 {
-		return nil, ErrPayload
+		return nil, errPayload
 	}
 	var out []Packet
 	for rest := body; len(rest) > 0; {
 		colon := bytes.IndexByte(rest, ':')
 		if colon <= 0 || colon > 10 {
-			return nil, ErrPayload
+			return nil, errPayload
 		}
 		n, err := strconv.Atoi(string(rest[:colon]))
 		if err != nil || n < 0 {
-			return nil, ErrPayload
+			return nil, errPayload
 		}
 		rest = rest[colon+1:]
 		size, ok := utf16Prefix(rest, n)
 		if !ok {
-			return nil, ErrPayload
+			return nil, errPayload
 		}
 		part := rest[:size]
 		rest = rest[size:]
@@ -130,29 +130,29 @@ func decodePayloadV3(body []byte) ([]Packet, error) {
 // bytes (0–9), 0xff, then the packet.
 func DecodeBinaryPayload(body []byte) ([]Packet, error) {
 	if len(body) == 0 {
-		return nil, ErrPayload
+		return nil, errPayload
 	}
 	var out []Packet
 	for rest := body; len(rest) > 0; {
 		kind := rest[0]
 		if kind > 1 {
-			return nil, ErrPayload
+			return nil, errPayload
 		}
 		n, i := 0, 1
 		for ; i < len(rest) && rest[i] != 0xff; i++ {
 			if rest[i] > 9 || i > 10 {
-				return nil, ErrPayload
+				return nil, errPayload
 			}
 			n = n*10 + int(rest[i])
 		}
 		if i == 1 || i >= len(rest) {
-			return nil, ErrPayload
+			return nil, errPayload
 		}
 		rest = rest[i+1:]
 		if kind == 0 {
 			// String lengths count bytes here, unlike the text framing.
 			if n > len(rest) {
-				return nil, ErrPayload
+				return nil, errPayload
 			}
 			size := n
 			p, err := DecodePacket(rest[:size])
@@ -164,7 +164,7 @@ func DecodeBinaryPayload(body []byte) ([]Packet, error) {
 			continue
 		}
 		if n > len(rest) || n < 1 || rest[0] != 4 {
-			return nil, ErrPayload
+			return nil, errPayload
 		}
 		out = append(out, Packet{Type: typeMessage, Data: rest[1:n], Binary: true})
 		rest = rest[n:]

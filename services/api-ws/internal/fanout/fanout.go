@@ -49,9 +49,9 @@ const (
 // Half of it is re-requested as it drains, so a few dozen keeps the pipe full.
 const consumerBuffer = 64
 
-// DefaultCheckEvery is how often the watcher compares the stream with the
+// defaultCheckEvery is how often the watcher compares the stream with the
 // consumer's cursor when nothing prompts it earlier.
-const DefaultCheckEvery = 2 * time.Second
+const defaultCheckEvery = 2 * time.Second
 
 // checkTimeout bounds one stream lookup of the watcher.
 const checkTimeout = 3 * time.Second
@@ -104,7 +104,7 @@ type Fanout struct {
 // New returns a Fanout; Start connects it to NATS.
 func New(sockets Sockets, revoked Revocations, changed MemberChange, m *metrics.Metrics, log *logrus.Entry) *Fanout {
 	return &Fanout{
-		Replicas: 1, CheckEvery: DefaultCheckEvery,
+		Replicas: 1, CheckEvery: defaultCheckEvery,
 		sockets: sockets, revoked: revoked, changed: changed, m: m, log: log, seen: newRecent(16384),
 		nudge: make(chan struct{}, 1),
 	}
@@ -242,7 +242,7 @@ func (f *Fanout) Resync(reason string) int {
 func (f *Fanout) watch(ctx context.Context) {
 	every := f.CheckEvery
 	if every <= 0 {
-		every = DefaultCheckEvery
+		every = defaultCheckEvery
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()

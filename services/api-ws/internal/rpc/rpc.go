@@ -23,12 +23,12 @@ import (
 // ErrUnavailable means api-rest did not answer (no responders, timeout, NATS down).
 var ErrUnavailable = errors.New("api-rest unavailable")
 
-// SessionCacheTTL is how long a negative Session answer (revoked, expired,
+// sessionCacheTTL is how long a negative Session answer (revoked, expired,
 // never existed) is reused: such a session never comes back, and a client
 // retrying with a dead token must not cost api-rest a query each time. Live
 // answers are not cached: a logout must stop the next connect at once, and
 // api-rest answers them from its own short cache.
-const SessionCacheTTL = 5 * time.Second
+const sessionCacheTTL = 5 * time.Second
 
 // maxSessionsCached bounds the cache; when full it is emptied (it is a cache).
 const maxSessionsCached = 100_000
@@ -149,7 +149,7 @@ func (c *Client) SessionActive(ctx context.Context, sessionID string) (bool, err
 
 // Session asks who owns a session and whether it is live; owner is "" for a
 // session that never existed. Negative answers are reused for
-// SessionCacheTTL; live ones and errors are not cached. An api-rest too old to name the owner answers a live
+// sessionCacheTTL; live ones and errors are not cached. An api-rest too old to name the owner answers a live
 // session without one: that is ErrUnavailable, so callers fall back to what
 // they did before session binding.
 func (c *Client) Session(ctx context.Context, sessionID string) (owner string, live bool, err error) {
@@ -174,7 +174,7 @@ func (c *Client) Session(ctx context.Context, sessionID string) (owner string, l
 	if len(c.sessions) >= maxSessionsCached {
 		clear(c.sessions)
 	}
-	c.sessions[sessionID] = sessionAnswer{owner: out.UserID, live: out.Active, until: now.Add(SessionCacheTTL)}
+	c.sessions[sessionID] = sessionAnswer{owner: out.UserID, live: out.Active, until: now.Add(sessionCacheTTL)}
 	c.mu.Unlock()
 	return out.UserID, out.Active, nil
 }

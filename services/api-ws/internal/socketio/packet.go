@@ -23,8 +23,8 @@ const (
 // maxAttachments bounds the binary attachments a packet may announce.
 const maxAttachments = 16
 
-// ErrPacket is a packet that does not follow the protocol.
-var ErrPacket = errors.New("socketio: invalid packet")
+// errPacket is a packet that does not follow the protocol.
+var errPacket = errors.New("socketio: invalid packet")
 
 // Packet is one decoded Socket.IO packet. Data aliases the input.
 type Packet struct {
@@ -47,18 +47,18 @@ var reserved = map[string]bool{
 func Decode(b []byte) (Packet, error) {
 	p := Packet{NSP: "/", ID: -1}
 	if len(b) == 0 || b[0] < TypeConnect || b[0] > TypeBinaryAck {
-		return p, ErrPacket
+		return p, errPacket
 	}
 	p.Type = b[0]
 	b = b[1:]
 	if p.Type == TypeBinaryEvent || p.Type == TypeBinaryAck {
 		i := bytes.IndexByte(b, '-')
 		if i <= 0 || i > 3 {
-			return p, ErrPacket
+			return p, errPacket
 		}
 		n, err := strconv.Atoi(string(b[:i]))
 		if err != nil || n < 0 || n > maxAttachments {
-			return p, ErrPacket
+			return p, errPacket
 		}
 		p.Attachments = n
 		b = b[i+1:]
@@ -81,19 +81,19 @@ func Decode(b []byte) (Packet, error) {
 	}
 	if digits > 0 {
 		if digits > 15 {
-			return p, ErrPacket
+			return p, errPacket
 		}
 		p.ID, _ = strconv.ParseInt(string(b[:digits]), 10, 64)
 		b = b[digits:]
 	}
 	if len(b) > 0 {
 		if !json.Valid(b) {
-			return p, ErrPacket
+			return p, errPacket
 		}
 		p.Data = b
 	}
 	if !p.valid() {
-		return p, ErrPacket
+		return p, errPacket
 	}
 	return p, nil
 }
@@ -108,7 +108,7 @@ func (p *Packet) valid() bool {
 	case TypeConnectError:
 		return first == '"' || first == '{'
 	case TypeEvent, TypeBinaryEvent:
-		_, ok := EventName(p.Data)
+		_, ok := eventName(p.Data)
 		return ok
 	case TypeAck, TypeBinaryAck:
 		return first == '['
@@ -124,10 +124,10 @@ func firstByte(b []byte) byte {
 	return b[0]
 }
 
-// EventName reads the name of an event array (a string, or a number as the
+// eventName reads the name of an event array (a string, or a number as the
 // official parser allows); false when the array is empty, names a reserved
 // event or starts with anything else.
-func EventName(data json.RawMessage) (string, bool) {
+func eventName(data json.RawMessage) (string, bool) {
 	if firstByte(data) != '[' {
 		return "", false
 	}
@@ -152,11 +152,11 @@ func EventName(data json.RawMessage) (string, bool) {
 func Args(data json.RawMessage) (string, []json.RawMessage, error) {
 	var all []json.RawMessage
 	if err := json.Unmarshal(data, &all); err != nil || len(all) == 0 {
-		return "", nil, ErrPacket
+		return "", nil, errPacket
 	}
-	name, ok := EventName(data)
+	name, ok := eventName(data)
 	if !ok {
-		return "", nil, ErrPacket
+		return "", nil, errPacket
 	}
 	return name, all[1:], nil
 }

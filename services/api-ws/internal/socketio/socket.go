@@ -294,7 +294,7 @@ func (s *Socket) onMessage(data []byte, binary bool) {
 	}
 	if !s.allow() {
 		if p.Type == TypeEvent || p.Type == TypeBinaryEvent {
-			name, _ := EventName(p.Data)
+			name, _ := eventName(p.Data)
 			s.srv.h.Refused(s, name, RefusedRate, s.acker(p.ID))
 		}
 		if p.Attachments > 0 {
@@ -306,7 +306,7 @@ func (s *Socket) onMessage(data []byte, binary bool) {
 	case TypeEvent:
 		s.enqueue(task{kind: taskEvent, data: p.Data, id: p.ID})
 	case TypeBinaryEvent:
-		name, _ := EventName(p.Data)
+		name, _ := eventName(p.Data)
 		if p.Attachments == 0 {
 			s.srv.h.Refused(s, name, RefusedBinary, s.acker(p.ID))
 			return

@@ -72,8 +72,8 @@ type Client struct {
 	SID          string
 }
 
-// ErrClosed is returned once the connection ended.
-var ErrClosed = errors.New("connection closed")
+// errClosed is returned once the connection ended.
+var errClosed = errors.New("connection closed")
 
 // Dial opens the Engine.IO connection to base (http://host:port) and
 // completes the Socket.IO connect. It returns the client even when the
@@ -144,7 +144,7 @@ func Dial(ctx context.Context, base string, o Options) (*Client, error) {
 	case err := <-c.connected:
 		return c, err
 	case <-c.closed:
-		return c, ErrClosed
+		return c, errClosed
 	case <-ctx.Done():
 		c.Close()
 		return nil, ctx.Err()
@@ -306,7 +306,7 @@ func (c *Client) Call(ctx context.Context, name string, payload any) (json.RawMe
 	case a := <-ch:
 		return a, nil
 	case <-c.closed:
-		return nil, ErrClosed
+		return nil, errClosed
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -330,7 +330,7 @@ func (c *Client) Next(ctx context.Context, name string) (Event, error) {
 				continue
 			default:
 			}
-			return Event{}, ErrClosed
+			return Event{}, errClosed
 		case <-ctx.Done():
 			return Event{}, ctx.Err()
 		}

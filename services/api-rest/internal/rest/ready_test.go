@@ -1,4 +1,4 @@
-package api_test
+package rest_test
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	api "github.com/chat5202ol/mop/services/api-rest/internal/http"
+	"github.com/chat5202ol/mop/services/api-rest/internal/rest"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store/storetest"
 )
 
@@ -14,7 +14,7 @@ import (
 // being polled: the alert rules (MopNotReady, MopReadinessFlapping) read it.
 func TestReadyMetric(t *testing.T) {
 	var fail error
-	e := newEnv(t, storetest.Backends(t)[0], func(o *api.Options) {
+	e := newEnv(t, storetest.Backends(t)[0], func(o *rest.Options) {
 		o.Checks["nats"] = func(context.Context) error { return fail }
 	})
 	for _, tc := range []struct {

@@ -1,4 +1,4 @@
-package api_test
+package rest_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/services/api-rest/internal/account"
 	"github.com/chat5202ol/mop/services/api-rest/internal/chat"
-	api "github.com/chat5202ol/mop/services/api-rest/internal/http"
+	"github.com/chat5202ol/mop/services/api-rest/internal/rest"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store/storetest"
 )
 
@@ -130,7 +130,7 @@ func TestSessionsListAndRevoke(t *testing.T) {
 
 func TestChangePassword(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
-		e := newEnv(t, b, func(o *api.Options) { o.Login = api.Rate{PerMinute: 6, Burst: 2} })
+		e := newEnv(t, b, func(o *rest.Options) { o.Login = rest.Rate{PerMinute: 6, Burst: 2} })
 		alice, bob := e.register("alice"), e.register("bob")
 		phone := e.login(alice, "password-alice", "phone")
 		change := func(u user, current, next string) *req {

@@ -1,4 +1,4 @@
-package api_test
+package rest_test
 
 import (
 	"fmt"
@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/chat5202ol/mop/services/api-rest/internal/account"
-	api "github.com/chat5202ol/mop/services/api-rest/internal/http"
+	"github.com/chat5202ol/mop/services/api-rest/internal/rest"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store/storetest"
 )
 
@@ -144,9 +144,9 @@ func TestLogoutRevokesAtOnce(t *testing.T) {
 
 func TestLoginRateLimit(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
-		e := newEnv(t, b, func(o *api.Options) {
-			o.Login = api.Rate{PerMinute: 6, Burst: 2}
-			o.Register = api.Rate{PerMinute: 6, Burst: 3}
+		e := newEnv(t, b, func(o *rest.Options) {
+			o.Login = rest.Rate{PerMinute: 6, Burst: 2}
+			o.Register = rest.Rate{PerMinute: 6, Burst: 3}
 		})
 		login := func(ip, username, password string) *httptest.ResponseRecorder {
 			return e.do(req{Method: "POST", Path: "/api/v1/auth/login", Header: map[string]string{"X-Forwarded-For": ip},
@@ -201,7 +201,7 @@ func TestLoginRateLimit(t *testing.T) {
 func TestLoginLimitHoldsUnderConcurrency(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
 		const burst, attempts = 10, 200
-		e := newEnv(t, b, func(o *api.Options) { o.Login = api.Rate{PerMinute: 5, Burst: burst} })
+		e := newEnv(t, b, func(o *rest.Options) { o.Login = rest.Rate{PerMinute: 5, Burst: burst} })
 		e.register("victim")
 		var wg sync.WaitGroup
 		start := make(chan struct{})

@@ -3,7 +3,7 @@
 // bearer authentication, the handlers of docs/api.md, and the health, readiness
 // and metrics endpoints. Handlers decode, call the account and chat services
 // and encode; every error becomes a status and code in errors.go only.
-package api
+package rest
 
 import (
 	"context"
@@ -24,8 +24,8 @@ import (
 	"github.com/chat5202ol/mop/services/api-rest/internal/limit"
 )
 
-// DefaultBodyLimit is the request body limit of docs/api.md.
-const DefaultBodyLimit = 64 << 10
+// defaultBodyLimit is the request body limit of docs/api.md.
+const defaultBodyLimit = 64 << 10
 
 // Check is one readiness dependency; nil means usable.
 type Check func(ctx context.Context) error
@@ -69,7 +69,7 @@ func New(opts Options) (http.Handler, error) {
 		return nil, fmt.Errorf("api: accounts, chat, log and registry are required")
 	}
 	if opts.BodyLimit <= 0 {
-		opts.BodyLimit = DefaultBodyLimit
+		opts.BodyLimit = defaultBodyLimit
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

@@ -1,4 +1,4 @@
-package api_test
+package rest_test
 
 import (
 	"bytes"
@@ -21,7 +21,7 @@ import (
 	"github.com/chat5202ol/mop/pkg/version"
 	"github.com/chat5202ol/mop/services/api-rest/internal/account"
 	"github.com/chat5202ol/mop/services/api-rest/internal/chat"
-	api "github.com/chat5202ol/mop/services/api-rest/internal/http"
+	"github.com/chat5202ol/mop/services/api-rest/internal/rest"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store/storetest"
 )
@@ -54,8 +54,8 @@ type env struct {
 	reg    *prometheus.Registry
 }
 
-// newEnv builds the handler; tweak adjusts the options before api.New.
-func newEnv(t testing.TB, b storetest.Backend, tweak ...func(*api.Options)) *env {
+// newEnv builds the handler; tweak adjusts the options before rest.New.
+func newEnv(t testing.TB, b storetest.Backend, tweak ...func(*rest.Options)) *env {
 	t.Helper()
 	e := &env{t: t, clock: newClock(), reg: prometheus.NewRegistry()}
 	e.st = b.Open(t, store.Options{})
@@ -68,16 +68,16 @@ func newEnv(t testing.TB, b storetest.Backend, tweak ...func(*api.Options)) *env
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := api.Options{
+	opts := rest.Options{
 		Accounts: accounts, Chat: chat.New(e.st), Log: logging.Discard(), Registry: e.reg,
-		Checks:         map[string]api.Check{"store": e.st.Ping},
+		Checks:         map[string]rest.Check{"store": e.st.Ping},
 		AllowedOrigins: []string{testOrigin}, TrustedProxies: []string{testProxy},
 		Version: version.Get("api-rest"), Now: e.clock.Now,
 	}
 	for _, f := range tweak {
 		f(&opts)
 	}
-	e.h, err = api.New(opts)
+	e.h, err = rest.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,9 +141,9 @@ func expect(t testing.TB, rec *httptest.ResponseRecorder, status int, out any) {
 }
 
 // expectError checks an error answer: status, code and the error shape.
-func expectError(t testing.TB, rec *httptest.ResponseRecorder, status int, code string) api.Body {
+func expectError(t testing.TB, rec *httptest.ResponseRecorder, status int, code string) rest.Body {
 	t.Helper()
-	var b api.Body
+	var b rest.Body
 	expect(t, rec, status, &b)
 	if b.Error.Code != code || b.Error.Message == "" || b.Error.Details == nil {
 		t.Fatalf("error %+v, want code %q with message and details: %s", b.Error, code, rec.Body.String())

@@ -1,4 +1,4 @@
-package api_test
+package rest_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	api "github.com/chat5202ol/mop/services/api-rest/internal/http"
+	"github.com/chat5202ol/mop/services/api-rest/internal/rest"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store/storetest"
 )
 
@@ -87,7 +87,7 @@ func TestRoutingErrorsAndRecovery(t *testing.T) {
 func TestHealthReadinessMetrics(t *testing.T) {
 	b := storetest.Backends(t)[0]
 	var fail error
-	e := newEnv(t, b, func(o *api.Options) {
+	e := newEnv(t, b, func(o *rest.Options) {
 		o.Checks["nats"] = func(context.Context) error { return fail }
 	})
 	var health struct {

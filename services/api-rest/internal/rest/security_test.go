@@ -1,4 +1,4 @@
-package api_test
+package rest_test
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/chat5202ol/mop/pkg/logging"
-	api "github.com/chat5202ol/mop/services/api-rest/internal/http"
+	"github.com/chat5202ol/mop/services/api-rest/internal/rest"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store/storetest"
 )
 
@@ -121,7 +121,7 @@ func TestNoCredentialsInTheLog(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e := newEnv(t, b, func(o *api.Options) { o.Log = log })
+		e := newEnv(t, b, func(o *rest.Options) { o.Log = log })
 		alice := e.register("alice")
 		var secrets []string
 		var login, refreshed struct {

@@ -1,8 +1,8 @@
-// Package server is the HTTP surface of api-ws: the Socket.IO handler under
+// Package routes is the HTTP surface of api-ws: the Socket.IO handler under
 // /socket.io/, liveness and readiness probes, Prometheus metrics, and the
 // optional pprof listener. Readiness is false while draining, so a load
 // balancer stops sending new clients before the sockets are closed.
-package server
+package routes
 
 import (
 	"context"
@@ -29,8 +29,8 @@ type Options struct {
 	Draining func() bool
 }
 
-// Router returns the gin engine serving every route of api-ws.
-func Router(o Options) http.Handler {
+// New returns the gin engine serving every route of api-ws.
+func New(o Options) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(gin.Recovery())
