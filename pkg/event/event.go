@@ -34,6 +34,9 @@ const (
 	MemberAdded         Type = "member.added"
 	MemberRemoved       Type = "member.removed"
 	SessionRevoked      Type = "session.revoked"
+	// PrivacyUpdated (PrivacyChange) tells api-ws that a user's presence
+	// setting changed; it is not delivered to sockets.
+	PrivacyUpdated Type = "privacy.updated"
 
 	Typing   Type = "typing"
 	Presence Type = "presence"
@@ -53,7 +56,7 @@ const (
 var DurableTypes = []Type{
 	MessageCreated, MessageUpdated, MessageDeleted, ReadUpdated,
 	ConversationCreated, ConversationUpdated, MemberAdded, MemberRemoved,
-	SessionRevoked,
+	SessionRevoked, PrivacyUpdated,
 }
 
 // Durable reports whether t must go through the stream (and the outbox).

@@ -16,10 +16,11 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.json")
 
 var (
-	t0   = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	t1   = t0.Add(time.Minute)
-	msg  = event.Message{ID: "01JMSG0000000000000000000A", ConversationID: "01JCONV000000000000000000A", Seq: 7, SenderID: "01JUSERALICE0000000000000A", Body: "hello", ClientMsgID: "c-1", CreatedAt: t0}
-	memb = event.Member{UserID: "01JUSERBOB00000000000000A", Username: "bob", DisplayName: "Bob", Role: event.RoleMember, JoinedAt: t0}
+	t0    = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	t1    = t0.Add(time.Minute)
+	msg   = event.Message{ID: "01JMSG0000000000000000000A", ConversationID: "01JCONV000000000000000000A", Seq: 7, SenderID: "01JUSERALICE0000000000000A", Body: "hello", ClientMsgID: "c-1", CreatedAt: t0}
+	memb  = event.Member{UserID: "01JUSERBOB00000000000000A", Username: "bob", DisplayName: "Bob", Role: event.RoleMember, JoinedAt: t0}
+	memb2 = event.Member{UserID: "01JUSERCAROL00000000000000", Username: "carol", DisplayName: "Carol", Role: event.RoleMember, JoinedAt: t0}
 )
 
 // golden fixes the wire form of every envelope and payload: a change to the
@@ -41,8 +42,9 @@ func TestGoldenEnvelopes(t *testing.T) {
 		{event.ReadUpdated, event.ReadMarker{ConversationID: msg.ConversationID, UserID: memb.UserID, Seq: 7, UpdatedAt: t1}},
 		{event.ConversationCreated, conv},
 		{event.ConversationUpdated, conv},
-		{event.MemberAdded, event.MemberChange{ConversationID: msg.ConversationID, Member: memb, ActorID: msg.SenderID}},
-		{event.MemberRemoved, event.MemberChange{ConversationID: msg.ConversationID, Member: memb, ActorID: msg.SenderID}},
+		{event.MemberAdded, event.MemberChange{ConversationID: msg.ConversationID, Member: memb, Members: []event.Member{memb, memb2}, ActorID: msg.SenderID}},
+		{event.MemberRemoved, event.MemberChange{ConversationID: msg.ConversationID, Member: memb, Members: []event.Member{memb}, ActorID: msg.SenderID}},
+		{event.PrivacyUpdated, event.PrivacyChange{UserID: memb.UserID, Presence: event.PresenceNobody}},
 		{event.SessionRevoked, event.SessionRevocation{UserID: memb.UserID, SessionID: "01JSESSION0000000000000000", Reason: "logout"}},
 		{event.Typing, event.TypingState{ConversationID: msg.ConversationID, UserID: memb.UserID, State: event.TypingStart}},
 		{event.Presence, event.PresenceState{UserID: memb.UserID, Online: false, LastSeen: &t1}},

@@ -83,10 +83,24 @@ type ReadMarker struct {
 
 // MemberChange is the data of member.added and member.removed. Recipients of
 // member.removed include the removed user, so their clients drop the conversation.
+//
+// One member.added covers a whole addition: Members lists every member added
+// (one event per change keeps a batch of N additions at one delivery per
+// member instead of N), and Member, kept for clients that read only it, is
+// the first of them. member.removed has the removed member in both.
 type MemberChange struct {
-	ConversationID string `json:"conversation_id"`
-	Member         Member `json:"member"`
-	ActorID        string `json:"actor_id"`
+	ConversationID string   `json:"conversation_id"`
+	Member         Member   `json:"member"`
+	Members        []Member `json:"members"`
+	ActorID        string   `json:"actor_id"`
+}
+
+// PrivacyChange is the data of privacy.updated: UserID's presence setting is
+// now Presence. api-ws checks its subscriptions to UserID again; it is not a
+// socket event.
+type PrivacyChange struct {
+	UserID   string `json:"user_id"`
+	Presence string `json:"presence"`
 }
 
 // SessionRevocation is the data of session.revoked: every socket authenticated

@@ -26,6 +26,10 @@ const (
 	// RPCPresenceVisible: PresenceVisibleRequest → PresenceVisibleReply: those
 	// of UserIDs whose presence UserID may see (presence.query).
 	RPCPresenceVisible RPCName = "presence.visible"
+	// RPCDirectPartners: DirectPartnersRequest → DirectPartnersReply: the
+	// other members of UserID's direct conversations, most recently active
+	// first, at most Limit (api-ws subscribes a new socket to their presence).
+	RPCDirectPartners RPCName = "direct.partners"
 	// RPCSessionActive: SessionRequest → SessionReply. api-ws asks on connect
 	// and on auth.refresh whether the token's session exists, is live and
 	// belongs to the token's subject (answers cached briefly).
@@ -63,6 +67,17 @@ type MarkReadRequest struct {
 // ContactsRequest asks who shares a conversation with UserID.
 type ContactsRequest struct {
 	UserID string `json:"user_id"`
+}
+
+// DirectPartnersRequest asks for UserID's direct-conversation partners.
+type DirectPartnersRequest struct {
+	UserID string `json:"user_id"`
+	Limit  int    `json:"limit"`
+}
+
+// DirectPartnersReply lists them, most recently active conversation first.
+type DirectPartnersReply struct {
+	UserIDs []string `json:"user_ids"`
 }
 
 // ContactsReply lists those users (without UserID itself).

@@ -99,6 +99,11 @@ const (
 	MaxClientMsgIDBytes     = 64
 	MaxConversationMembers  = 10000
 	MaxPresenceQueryUserIDs = 500
+	// MaxPresenceSubscriptions bounds the presence subscriptions of one
+	// socket (default ones included); MaxDirectPresencePartners bounds the
+	// default ones (the most recently active direct conversations).
+	MaxPresenceSubscriptions  = 500
+	MaxDirectPresencePartners = 100
 )
 
 // StreamConfig is the configuration of the events stream; Replicas is 1 here and

@@ -233,6 +233,19 @@ func (s *Service) PresenceAudience(ctx context.Context, userID string) ([]string
 	return ids, nil
 }
 
+// DirectPartners lists userID's direct-conversation partners, most recently
+// active first, at most limit (1..MaxDirectPresencePartners).
+func (s *Service) DirectPartners(ctx context.Context, userID string, limit int) ([]string, error) {
+	if limit < 1 || limit > event.MaxDirectPresencePartners {
+		return nil, input.Problems{"limit": fmt.Sprintf("must be 1..%d", event.MaxDirectPresencePartners)}
+	}
+	ids, err := s.st.DirectPartners(ctx, userID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("direct partners of %s: %w", userID, err)
+	}
+	return ids, nil
+}
+
 // PresenceVisibleTo returns those of userIDs whose presence viewerID may see;
 // ids that cannot name a user are dropped (they see nothing either way).
 func (s *Service) PresenceVisibleTo(ctx context.Context, viewerID string, userIDs []string) ([]string, error) {

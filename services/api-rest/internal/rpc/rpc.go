@@ -66,6 +66,7 @@ func (s *Server) Start(nc *nats.Conn) error {
 		event.RPCMarkRead:        decoded(s.markRead),
 		event.RPCContacts:        decoded(s.contacts),
 		event.RPCPresenceVisible: decoded(s.presenceVisible),
+		event.RPCDirectPartners:  decoded(s.directPartners),
 		event.RPCSessionActive:   decoded(s.sessionActive),
 	} {
 		subject := s.subj.RPC(name)
@@ -262,6 +263,17 @@ func (s *Server) presenceVisible(ctx context.Context, req event.PresenceVisibleR
 		return nil, err
 	}
 	return event.PresenceVisibleReply{UserIDs: ids}, nil
+}
+
+func (s *Server) directPartners(ctx context.Context, req event.DirectPartnersRequest) (any, error) {
+	if err := required(req.UserID); err != nil {
+		return nil, err
+	}
+	ids, err := s.chat.DirectPartners(ctx, req.UserID, req.Limit)
+	if err != nil {
+		return nil, err
+	}
+	return event.DirectPartnersReply{UserIDs: ids}, nil
 }
 
 func (s *Server) sessionActive(ctx context.Context, req event.SessionRequest) (any, error) {

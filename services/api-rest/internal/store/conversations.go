@@ -315,8 +315,9 @@ func (t *tx) lockConversation(conversationID, userID string) (string, error) {
 
 // AddMembers adds users to a group the actor belongs to (any member may add)
 // and returns all members afterwards. Users already in the group are skipped;
-// unknown users are ErrInvalid; a direct conversation is ErrForbidden. Each
-// new member is announced by member.added to all members, new ones included.
+// unknown users are ErrInvalid; a direct conversation is ErrForbidden. The
+// new members are announced by one member.added (listing them) to all
+// members, new ones included.
 func (s *DB) AddMembers(ctx context.Context, actorID, conversationID string, userIDs []string) ([]event.Member, error) {
 	ids := otherMembers("", userIDs)
 	if len(ids) == 0 {
@@ -351,13 +352,17 @@ func (s *DB) AddMembers(ctx context.Context, actorID, conversationID string, use
 		if out, err = conversationMembers(ctx, t, conversationID); err != nil {
 			return err
 		}
-		recipients := memberIDsOf(out)
+		// One event for the whole addition: one per added member, each to
+		// every member, made a batch add quadratic in deliveries.
+		var members []event.Member
 		for _, m := range out {
-			if !slices.Contains(added, m.UserID) {
-				continue
+			if slices.Contains(added, m.UserID) {
+				members = append(members, m)
 			}
-			change := event.MemberChange{ConversationID: conversationID, Member: m, ActorID: actorID}
-			if err := t.emit(event.MemberAdded, recipients, conversationID, actorID, change); err != nil {
+		}
+		if len(members) > 0 {
+			change := event.MemberChange{ConversationID: conversationID, Member: members[0], Members: members, ActorID: actorID}
+			if err := t.emit(event.MemberAdded, memberIDsOf(out), conversationID, actorID, change); err != nil {
 				return err
 			}
 		}
@@ -428,7 +433,7 @@ func (s *DB) removeMember(t *tx, actorID, conversationID, userID string) error {
 			return fmt.Errorf("promote owner: %w", err)
 		}
 	}
-	change := event.MemberChange{ConversationID: conversationID, Member: *target, ActorID: actorID}
+	change := event.MemberChange{ConversationID: conversationID, Member: *target, Members: []event.Member{*target}, ActorID: actorID}
 	return t.emit(event.MemberRemoved, recipients, conversationID, actorID, change)
 }
 

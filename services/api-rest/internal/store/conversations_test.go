@@ -150,14 +150,25 @@ func TestMembership(t *testing.T) {
 			t.Fatalf("add: %+v %v", ms, err)
 		}
 		evs := f.expectEvents(ev(event.MemberAdded, alice, bob, carol))
-		if mc := decode[event.MemberChange](t, evs[0]); mc.Member.UserID != carol.ID || mc.ActorID != bob.ID || mc.ConversationID != g.ID || mc.Member.Role != event.RoleMember {
+		if mc := decode[event.MemberChange](t, evs[0]); mc.Member.UserID != carol.ID || mc.ActorID != bob.ID || mc.ConversationID != g.ID ||
+			mc.Member.Role != event.RoleMember || len(mc.Members) != 1 || mc.Members[0].UserID != carol.ID {
 			t.Fatalf("member.added %+v", mc)
 		}
+		// A batch is one event listing every added member: one delivery per
+		// member, not one per member per added member.
 		ms, err = f.s.AddMembers(f.ctx, carol.ID, g.ID, []string{dave.ID, erin.ID})
 		if err != nil || len(ms) != 5 {
 			t.Fatalf("add two: %v %v", len(ms), err)
 		}
-		f.expectEvents(ev(event.MemberAdded, alice, bob, carol, dave, erin), ev(event.MemberAdded, alice, bob, carol, dave, erin))
+		evs = f.expectEvents(ev(event.MemberAdded, alice, bob, carol, dave, erin))
+		mc := decode[event.MemberChange](t, evs[0])
+		var added []string
+		for _, m := range mc.Members {
+			added = append(added, m.UserID)
+		}
+		if !sameSet(added, ids(dave, erin)) || mc.Member.UserID != mc.Members[0].UserID {
+			t.Fatalf("batched member.added %+v", mc)
+		}
 
 		for _, tc := range []struct {
 			name  string

@@ -42,21 +42,41 @@ func (s *DB) PresenceVisibility(ctx context.Context, userID string) (string, err
 }
 
 // SetPresenceVisibility stores userID's setting; a value other than the
-// Presence* constants is ErrInvalid, an unknown user ErrNotFound.
+// Presence* constants is ErrInvalid, an unknown user ErrNotFound. The change
+// is announced (privacy.updated, in the same transaction) so that api-ws
+// checks its presence subscriptions to the user again.
 func (s *DB) SetPresenceVisibility(ctx context.Context, userID, visibility string) error {
 	switch visibility {
 	case PresenceEverybody, PresenceContacts, PresenceNobody:
 	default:
 		return fmt.Errorf("presence visibility %.20q: %w", visibility, ErrInvalid)
 	}
-	res, err := s.w.ExecContext(ctx, `UPDATE users SET presence_visibility = $2 WHERE id = $1`, userID, visibility)
+	err := s.write(ctx, func(t *tx) error {
+		res, err := t.ExecContext(ctx, `UPDATE users SET presence_visibility = $2 WHERE id = $1`, userID, visibility)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 0 {
+			return ErrNotFound
+		}
+		return t.emit(event.PrivacyUpdated, []string{userID}, "", userID, event.PrivacyChange{UserID: userID, Presence: visibility})
+	})
 	if err != nil {
 		return fmt.Errorf("set presence visibility of %s: %w", userID, err)
 	}
-	if n, err := res.RowsAffected(); err == nil && n == 0 {
-		return fmt.Errorf("set presence visibility of %s: %w", userID, ErrNotFound)
-	}
 	return nil
+}
+
+// DirectPartners lists the other members of userID's direct conversations,
+// most recently active conversation first, at most limit.
+func (s *DB) DirectPartners(ctx context.Context, userID string, limit int) ([]string, error) {
+	return s.ids(ctx, "direct partners of "+userID, `
+		SELECT o.user_id FROM members m
+		JOIN conversations c ON c.id = m.conversation_id AND c.type = 'direct'
+		JOIN members o ON o.conversation_id = m.conversation_id AND o.user_id <> m.user_id
+		WHERE m.user_id = $1
+		ORDER BY c.updated_at DESC, o.user_id
+		LIMIT $2`, userID, limit)
 }
 
 // PresenceAudience lists who hears userID's presence transitions: the users

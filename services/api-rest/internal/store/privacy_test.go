@@ -48,8 +48,15 @@ func TestPresencePrivacy(t *testing.T) {
 		visible(mallory, []string{mallory.ID}) // only oneself: mallory sees nobody else
 		visible(bob, ids(alice, bob))
 
+		f.drain()
 		if err := f.s.SetPresenceVisibility(f.ctx, alice.ID, store.PresenceNobody); err != nil {
 			t.Fatal(err)
+		}
+		// api-ws learns of the change through the stream (its subscriptions
+		// to alice are checked again).
+		evs := f.expectEvents(ev(event.PrivacyUpdated, alice))
+		if pc := decode[event.PrivacyChange](t, evs[0]); pc.UserID != alice.ID || pc.Presence != store.PresenceNobody {
+			t.Fatalf("privacy.updated %+v", pc)
 		}
 		audience(alice, []string{})
 		visible(bob, ids(bob))
@@ -61,10 +68,39 @@ func TestPresencePrivacy(t *testing.T) {
 		audience(alice, ids(bob, carol, mallory))
 		visible(mallory, ids(alice, mallory))
 
+		f.drain()
 		wantErr(t, f.s.SetPresenceVisibility(f.ctx, alice.ID, "friends"), store.ErrInvalid)
 		wantErr(t, f.s.SetPresenceVisibility(f.ctx, "ghost", store.PresenceNobody), store.ErrNotFound)
 		if _, err := f.s.PresenceVisibility(f.ctx, "ghost"); err == nil {
 			t.Fatal("unknown user has a setting")
+		}
+		f.expectEvents() // refused changes announce nothing
+	})
+}
+
+// TestDirectPartners: the partners of a user's direct conversations (not
+// group members), most recently active first, bounded.
+func TestDirectPartners(t *testing.T) {
+	eachDB(t, func(t *testing.T, f *fixture) {
+		alice, bob, carol, dave := f.user("alice"), f.user("bob"), f.user("carol"), f.user("dave")
+		ab := f.direct(alice, bob)
+		f.direct(carol, alice)
+		f.group(alice, dave)
+		f.send(bob, ab, "latest") // ab is now the most recently active
+		for _, tc := range []struct {
+			user  event.User
+			limit int
+			want  []string
+		}{
+			{alice, 10, []string{bob.ID, carol.ID}},
+			{alice, 1, []string{bob.ID}},
+			{bob, 10, []string{alice.ID}},
+			{dave, 10, []string{}},
+		} {
+			got, err := f.s.DirectPartners(f.ctx, tc.user.ID, tc.limit)
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Errorf("partners of %s (limit %d) = %v %v, want %v", tc.user.Username, tc.limit, got, err, tc.want)
+			}
 		}
 	})
 }

@@ -189,6 +189,7 @@ type Store interface {
 	SetPresenceVisibility(ctx context.Context, userID, visibility string) error
 	PresenceAudience(ctx context.Context, userID string) ([]string, error)
 	PresenceVisibleTo(ctx context.Context, viewerID string, userIDs []string) ([]string, error)
+	DirectPartners(ctx context.Context, userID string, limit int) ([]string, error)
 
 	// Messages. CreateMessage assigns the next gap-free seq; with a ClientMsgID
 	// already used by the sender in the conversation it returns the stored
