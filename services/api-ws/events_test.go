@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -107,6 +108,17 @@ func (s *stack) fakeRest() *fakeRest {
 			return notFound
 		}
 		return okReply(event.ReadMarker{ConversationID: r.ConversationID, UserID: r.UserID, Seq: min(r.Seq, 3), UpdatedAt: time.Now().UTC()})
+	})
+	s.respond(event.RPCDirectPartners, func(b []byte) []byte {
+		var r event.DirectPartnersRequest
+		_ = json.Unmarshal(b, &r)
+		switch r.UserID {
+		case "alice":
+			return okReply(event.DirectPartnersReply{UserIDs: []string{"bob"}})
+		case "bob":
+			return okReply(event.DirectPartnersReply{UserIDs: []string{"alice"}})
+		}
+		return okReply(event.DirectPartnersReply{UserIDs: []string{}})
 	})
 	s.respond(event.RPCContacts, func(b []byte) []byte {
 		var r event.ContactsRequest
@@ -287,7 +299,22 @@ func TestPresenceQueryShowsContactsOnly(t *testing.T) {
 	}
 }
 
-func TestPresenceEventsToContacts(t *testing.T) {
+// presenceOf decodes a presence event.
+func presenceOf(t *testing.T, ev wstest.Event) event.PresenceState {
+	t.Helper()
+	var p event.PresenceState
+	if err := json.Unmarshal(ev.Data, &p); err != nil {
+		t.Fatalf("presence %s: %v", ev.Data, err)
+	}
+	return p
+}
+
+// Presence goes to subscribed sockets only: the direct partner by default
+// (alice and bob have a direct conversation), whoever the socket subscribes
+// to, on whichever instance the user connects; nothing for the others, and
+// nothing after an unsubscribe. Hidden users (carol shares nothing with
+// alice) read as never seen and are never pushed.
+func TestPresenceEventsToSubscribers(t *testing.T) {
 	s := newStack(t)
 	a, b := s.start(nil), s.start(nil)
 	s.fakeRest()
@@ -297,8 +324,7 @@ func TestPresenceEventsToContacts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var p event.PresenceState
-	if err := json.Unmarshal(ev.Data, &p); err != nil || p.UserID != "bob" || !p.Online || p.LastSeen != nil {
+	if p := presenceOf(t, ev); p.UserID != "bob" || !p.Online || p.LastSeen != nil {
 		t.Fatalf("online event %s", ev.Data)
 	}
 	// A second socket of bob on the other instance is no transition. (The
@@ -321,23 +347,85 @@ func TestPresenceEventsToContacts(t *testing.T) {
 		}
 		return n == 2
 	})
+	// carol is hidden from alice: subscribing answers "never seen" and
+	// her transitions never reach alice.
+	got := call(t, alice, "presence.subscribe", map[string]any{"user_ids": []string{"carol", "bob"}})
+	if !got.OK || len(got.Presence) != 2 || got.Presence[0].UserID != "carol" || got.Presence[0].Online || got.Presence[0].LastSeen != nil ||
+		got.Presence[1].UserID != "bob" || !got.Presence[1].Online {
+		t.Fatalf("subscribe %+v", got)
+	}
+	carol := s.dial(b, "carol", "sc")
 	bob.Close()
 	bob2.Close()
 	ev, err = alice.Next(ctxT(t, 5*time.Second), "presence")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(ev.Data, &p); err != nil || p.UserID != "bob" || p.Online || p.LastSeen == nil {
+	if p := presenceOf(t, ev); p.UserID != "bob" || p.Online || p.LastSeen == nil {
 		t.Fatalf("offline event %s", ev.Data)
 	}
-	// Nothing else claims bob came online again. (Two instances closing his
-	// last sockets in the same instant may both say offline: presence is
-	// state, a repeat is harmless.)
+	// Unsubscribed from bob: his next transitions are not pushed.
+	if got := call(t, alice, "presence.unsubscribe", map[string]any{"user_ids": []string{"bob", "nobody"}}); !got.OK {
+		t.Fatalf("unsubscribe %+v", got)
+	}
+	_ = s.dial(b, "bob", "sb3")
+	carol.Close()
+	eventually(t, 5*time.Second, "bob online again", func() bool {
+		q := call(t, alice, "presence.query", map[string]any{"user_ids": []string{"bob"}})
+		return q.OK && q.Presence[0].Online
+	})
 	s.publish(event.MessageUpdated, []string{"alice"}, "c1", event.Message{Body: "sentinel"})
 	for _, raw := range collect(t, alice)["presence"] {
-		if err := json.Unmarshal(raw, &p); err != nil || p.Online {
+		var p event.PresenceState
+		if err := json.Unmarshal(raw, &p); err != nil || p.UserID != "bob" || p.Online {
 			t.Fatalf("unexpected presence event %s", raw)
 		}
+	}
+}
+
+func TestPresenceSubscribeInput(t *testing.T) {
+	s := newStack(t)
+	inst := s.start(nil)
+	s.fakeRest()
+	alice := s.dial(inst, "alice", "sa")
+	many := make([]string, event.MaxPresenceQueryUserIDs)
+	for i := range many {
+		many[i] = fmt.Sprintf("u%03d", i)
+	}
+	for name, tc := range map[string]struct {
+		event   string
+		payload any
+		code    string
+	}{
+		"subscribe not a list":    {"presence.subscribe", map[string]any{"user_ids": "bob"}, "invalid_input"},
+		"subscribe too many":      {"presence.subscribe", map[string]any{"user_ids": make([]string, 501)}, "invalid_input"},
+		"subscribe empty id":      {"presence.subscribe", map[string]any{"user_ids": []string{""}}, "invalid_input"},
+		"subscribe unknown field": {"presence.subscribe", map[string]any{"users": []string{"bob"}}, "invalid_input"},
+		"unsubscribe not object":  {"presence.unsubscribe", []string{"bob"}, "invalid_input"},
+		"count no conversation":   {"presence.count", map[string]any{}, "invalid_input"},
+		"count not a member":      {"presence.count", map[string]any{"conversation_id": "c9"}, "not_found"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := call(t, alice, tc.event, tc.payload); got.OK || got.code() != tc.code {
+				t.Fatalf("%+v, want %s", got, tc.code)
+			}
+		})
+	}
+	// The bound is per socket, default subscriptions included (bob).
+	if got := call(t, alice, "presence.subscribe", map[string]any{"user_ids": many}); got.OK || got.code() != "invalid_input" {
+		t.Fatalf("over the bound: %+v", got)
+	}
+	if got := call(t, alice, "presence.subscribe", map[string]any{"user_ids": many[:499]}); !got.OK {
+		t.Fatalf("up to the bound: %+v", got)
+	}
+	if got := call(t, alice, "presence.subscribe", map[string]any{"user_ids": []string{"one-more"}}); got.OK || got.code() != "invalid_input" {
+		t.Fatalf("one over the bound: %+v", got)
+	}
+	if got := call(t, alice, "presence.unsubscribe", map[string]any{"user_ids": many[:1]}); !got.OK {
+		t.Fatalf("unsubscribe %+v", got)
+	}
+	if got := call(t, alice, "presence.subscribe", map[string]any{"user_ids": []string{"one-more"}}); !got.OK {
+		t.Fatalf("room again after unsubscribe: %+v", got)
 	}
 }
 

@@ -83,7 +83,7 @@ func TestFanoutEventTypes(t *testing.T) {
 	c := s.dial(inst, "alice", "s1")
 	types := []event.Type{
 		event.MessageCreated, event.MessageDeleted, event.ReadUpdated, event.ConversationCreated,
-		event.ConversationUpdated, event.MemberAdded, event.MemberRemoved, event.Typing, event.Presence,
+		event.ConversationUpdated, event.MemberAdded, event.MemberRemoved, event.Typing,
 	}
 	for i, typ := range types {
 		s.publish(typ, []string{"alice"}, "c1", map[string]any{"n": i, "nested": map[string]any{"ok": true}})
@@ -104,6 +104,10 @@ func TestFanoutEventTypes(t *testing.T) {
 	b, _ := json.Marshal(env)
 	_ = s.nc.Publish(s.subj.Event(event.Typing), b)
 	_ = s.nc.Publish(s.subj.Event(event.Typing), []byte("{not json"))
+	// Presence goes to subscribed sockets, never by recipients (alice has
+	// no subscription); privacy.updated is for api-ws itself.
+	s.publish(event.Presence, []string{"alice"}, "", event.PresenceState{UserID: "bob", Online: true})
+	s.publish(event.PrivacyUpdated, []string{"alice"}, "", event.PrivacyChange{UserID: "alice", Presence: event.PresenceNobody})
 	s.publish(event.MessageUpdated, []string{"alice"}, "c1", event.Message{Body: "sentinel"})
 	if got := collect(t, c); len(got) != 0 {
 		t.Fatalf("unexpected events %v", got)

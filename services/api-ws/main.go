@@ -30,6 +30,7 @@ import (
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/pkg/logging"
 	"github.com/chat5202ol/mop/pkg/version"
+	"github.com/chat5202ol/mop/services/api-ws/internal/audience"
 	wsconfig "github.com/chat5202ol/mop/services/api-ws/internal/config"
 	"github.com/chat5202ol/mop/services/api-ws/internal/ephemeral"
 	"github.com/chat5202ol/mop/services/api-ws/internal/fanout"
@@ -190,7 +191,7 @@ func build(ctx context.Context, cfg *wsconfig.Config, log *logrus.Entry, authori
 	bg, stopBG := context.WithCancel(context.Background())
 	calls := rpc.New(nc, subj, cfg.RPCTimeout, m)
 	members := membership.New(calls, cfg.MembersCacheTTL, cacheEntries)
-	contacts := membership.NewContacts(calls, cfg.MembersCacheTTL, cacheEntries)
+	partners := membership.NewPartners(calls, cfg.MembersCacheTTL, cacheEntries)
 	publisher := ephemeral.New(nc, subj)
 	h := hub.New(hub.Options{
 		SoftLimit: cfg.OutputSoftLimit, HardLimit: cfg.OutputHardLimit,
@@ -198,9 +199,10 @@ func build(ctx context.Context, cfg *wsconfig.Config, log *logrus.Entry, authori
 	}, log, m, nil)
 	tracker := presence.New(presenceKV, presence.Options{
 		Instance: cfg.InstanceID, TTL: cfg.PresenceTTL, Heartbeat: cfg.PresenceHeartbeat, Grace: cfg.OfflineGrace,
-		PushMax: cfg.PresencePushMax,
-	}, contacts, publisher, log, m)
+	}, publisher, log, m)
 	h.SetObserver(tracker)
+	aud := audience.New(bg, cfg.RPCTimeout, calls, partners, tracker, h, log)
+	h.OnRemove(aud.Forget)
 	revoked := revocation.New(event.RevokedSessionsTTL)
 	// Every start-up step is retried while NATS misbehaves (a timeout during
 	// a bucket's scale-up must not end the process).
@@ -218,9 +220,10 @@ func build(ctx context.Context, cfg *wsconfig.Config, log *logrus.Entry, authori
 	}
 	fan := fanout.New(h, revoked, func(conversationID string, userIDs []string) {
 		members.Invalidate(conversationID)
-		contacts.Forget(userIDs...)
+		partners.Forget(userIDs...)
 	}, m, log)
 	fan.Replicas = cfg.NATSReplicas
+	fan.Audience = aud
 	if err := retry(ctx, log, "start fan-out", func(sctx context.Context) error { return fan.Start(sctx, nc, js, subj) }); err != nil {
 		stopBG()
 		return nil, err
@@ -233,8 +236,8 @@ func build(ctx context.Context, cfg *wsconfig.Config, log *logrus.Entry, authori
 		RPCTimeout: cfg.RPCTimeout, SlowTimeout: cfg.SlowTimeout, EventRate: cfg.EventRate, EventBurst: cfg.EventBurst,
 		MaxPerAddress: cfg.MaxSocketsPerAddress, TrustedProxies: cfg.TrustedProxyPrefixes(),
 	}, realtime.Deps{
-		Auth: authority, Hub: h, RPC: calls, Members: members, Contacts: contacts, Revoked: revoked,
-		Presence: tracker, Publisher: publisher, Metrics: m, Log: log,
+		Auth: authority, Hub: h, RPC: calls, Members: members, Revoked: revoked,
+		Presence: tracker, Audience: aud, Publisher: publisher, Metrics: m, Log: log,
 	})
 	return &app{
 		socket: io.Handler(), io: io, hub: h, fan: fan, tracker: tracker, stopBG: stopBG,

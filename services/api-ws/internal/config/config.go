@@ -77,11 +77,6 @@ type Config struct {
 	// heartbeat (a crash); heartbeats come every PresenceHeartbeat.
 	PresenceTTL       time.Duration `env:"PRESENCE_TTL" envDefault:"45s"`
 	PresenceHeartbeat time.Duration `env:"PRESENCE_HEARTBEAT" envDefault:"15s"`
-	// PresencePushMax bounds who hears a transition: a user with more
-	// contacts than this (a member of large groups) is not announced, since
-	// N members coming online would cost N² deliveries; clients use
-	// presence.query for the users they show. 0 turns pushes off.
-	PresencePushMax int `env:"PRESENCE_PUSH_MAX_CONTACTS" envDefault:"500"`
 
 	// MemoryLimit is the Go runtime's soft memory limit (debug.SetMemoryLimit),
 	// in GOMEMLIMIT's syntax (bytes, or with a B, KiB, MiB, GiB or TiB
@@ -202,9 +197,6 @@ func (c *Config) Validate() error {
 	}
 	if c.OfflineGrace < 0 {
 		errs = append(errs, fmt.Errorf("PRESENCE_OFFLINE_GRACE=%s: must not be negative", c.OfflineGrace))
-	}
-	if c.PresencePushMax < 0 {
-		errs = append(errs, fmt.Errorf("PRESENCE_PUSH_MAX_CONTACTS=%d: must not be negative", c.PresencePushMax))
 	}
 	if c.PresenceTTL < 2*c.PresenceHeartbeat {
 		errs = append(errs, fmt.Errorf("PRESENCE_TTL=%s: want at least twice PRESENCE_HEARTBEAT=%s", c.PresenceTTL, c.PresenceHeartbeat))

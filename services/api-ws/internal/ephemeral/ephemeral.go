@@ -23,9 +23,11 @@ type Publisher struct {
 // New returns a publisher on nc under subj.
 func New(nc *nats.Conn, subj event.Subjects) *Publisher { return &Publisher{nc: nc, subj: subj} }
 
-// Publish sends one envelope of type t (typing or presence) to recipients.
+// Publish sends one envelope of type t to recipients. Typing without
+// recipients is not sent; presence never has any (each instance delivers it
+// to its sockets subscribed to the user).
 func (p *Publisher) Publish(t event.Type, recipients []string, conversationID, actorID string, data any) error {
-	if len(recipients) == 0 {
+	if len(recipients) == 0 && t != event.Presence {
 		return nil
 	}
 	env, err := event.New(t, recipients, conversationID, actorID, data, time.Now())

@@ -72,11 +72,24 @@ type Revocations interface{ Add(sessionID string) }
 // before the event is delivered.
 type MemberChange func(conversationID string, userIDs []string)
 
+// Audience delivers presence to the sockets subscribed to a user, and is
+// told about what may change who may see whom.
+type Audience interface {
+	Deliver(data json.RawMessage) int
+	PrivacyChanged(userID string)
+	MessageFrom(sender string, recipients []string)
+	MemberLeft(userID string)
+	DirectCreated(members []string)
+}
+
 // Fanout routes envelopes to the sockets. Set the exported fields before Start.
 type Fanout struct {
 	// Replicas is the replica count of the stream when the fan-out has to
 	// recreate it.
 	Replicas int
+	// Audience, when set, decides who hears presence (the subscribed
+	// sockets); without it presence goes to the envelope's recipients.
+	Audience Audience
 	// CheckEvery is the period of the continuity watcher.
 	CheckEvery time.Duration
 
@@ -345,11 +358,27 @@ func (f *Fanout) Handle(data []byte, source string) int {
 	case event.SessionRevoked:
 		return f.revoke(env)
 	case event.MemberAdded, event.MemberRemoved, event.ConversationCreated:
-		// A new conversation makes its members each other's contacts, just
-		// like member.added: presence must reach them at once.
+		// Cached member lists go first: a removed member must lose access
+		// before being told.
 		f.invalidate(env)
-	case event.MessageCreated, event.MessageUpdated, event.MessageDeleted, event.ReadUpdated,
-		event.ConversationUpdated, event.Typing, event.Presence:
+		f.membership(env)
+	case event.Presence:
+		if f.Audience != nil {
+			// Transitions carry no recipients: the subscribed sockets hear them.
+			return f.Audience.Deliver(env.Data)
+		}
+	case event.PrivacyUpdated:
+		var pc event.PrivacyChange
+		if f.Audience != nil && json.Unmarshal(env.Data, &pc) == nil && pc.UserID != "" {
+			f.Audience.PrivacyChanged(pc.UserID)
+		}
+		return 0 // not a socket event
+	case event.MessageCreated:
+		if f.Audience != nil && env.ActorID != "" {
+			f.Audience.MessageFrom(env.ActorID, env.Recipients)
+		}
+	case event.MessageUpdated, event.MessageDeleted, event.ReadUpdated,
+		event.ConversationUpdated, event.Typing:
 	default:
 		return 0 // unknown types are ignored (rolling deploys)
 	}
@@ -367,6 +396,31 @@ func (f *Fanout) revoke(env event.Envelope) int {
 	}
 	f.revoked.Add(r.SessionID)
 	return f.sockets.KickSession(r.UserID, r.SessionID, env.Data)
+}
+
+// membership tells the audience about changes of who may see whom: a member
+// who left may no longer be someone's contact, a new direct conversation
+// subscribes its members to each other.
+func (f *Fanout) membership(env event.Envelope) {
+	if f.Audience == nil {
+		return
+	}
+	switch env.Type {
+	case event.MemberRemoved:
+		var mc event.MemberChange
+		if json.Unmarshal(env.Data, &mc) == nil && mc.Member.UserID != "" {
+			f.Audience.MemberLeft(mc.Member.UserID)
+		}
+	case event.ConversationCreated:
+		var c event.Conversation
+		if json.Unmarshal(env.Data, &c) == nil && c.Type == event.ConversationDirect {
+			ids := make([]string, 0, len(c.Members))
+			for _, m := range c.Members {
+				ids = append(ids, m.UserID)
+			}
+			f.Audience.DirectCreated(ids)
+		}
+	}
 }
 
 func (f *Fanout) invalidate(env event.Envelope) {

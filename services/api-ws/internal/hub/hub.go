@@ -63,6 +63,7 @@ type Hub struct {
 	log     *logrus.Entry
 	m       *metrics.Metrics
 	obs     Observer
+	gone    func(c *Conn) // told after a socket is removed (its presence subscriptions end)
 	pending func() int64
 
 	mu     sync.RWMutex
@@ -92,6 +93,24 @@ func (h *Hub) UseEngine(e *engineio.Server) { h.pending = e.Pending }
 
 // SetObserver installs the presence observer (before the first Register).
 func (h *Hub) SetObserver(obs Observer) { h.obs = obs }
+
+// OnRemove installs a function told about every removed socket, after the
+// hub's lock is released (before the first Register).
+func (h *Hub) OnRemove(f func(c *Conn)) { h.gone = f }
+
+// Removed reports whether c was removed from the hub.
+func (h *Hub) Removed(c *Conn) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return c.removed
+}
+
+// Conns returns the local sockets of userID.
+func (h *Hub) Conns(userID string) []*Conn {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return slices.Clone(h.byUser[userID])
+}
 
 // Len is the number of registered sockets.
 func (h *Hub) Len() int {
@@ -153,6 +172,9 @@ func (h *Hub) Remove(c *Conn, reason string) {
 	}
 	h.m.Connections.WithLabelValues(c.Transport(), c.protoLabel()).Dec()
 	h.mu.Unlock()
+	if h.gone != nil {
+		h.gone(c)
+	}
 	if reason == engineio.ReasonSlow {
 		h.m.SlowConsumers.Inc()
 		h.m.Kicks.WithLabelValues(ReasonSlow).Inc()
@@ -202,6 +224,19 @@ func (h *Hub) Deliver(d Delivery) int {
 		h.m.EventsOut.WithLabelValues(d.Type).Add(float64(n))
 	}
 	h.m.FanoutDuration.Observe(time.Since(start).Seconds())
+	return n
+}
+
+// DeliverConns queues an event for the given sockets (presence goes to
+// the sockets subscribed to a user, not to users) and returns how many got it.
+func (h *Hub) DeliverConns(conns []*Conn, eventType string, data json.RawMessage, ephemeral bool) int {
+	if len(conns) == 0 {
+		return 0
+	}
+	n := h.write(conns, socketio.EventFrame(eventType, data), ephemeral)
+	if n > 0 {
+		h.m.EventsOut.WithLabelValues(eventType).Add(float64(n))
+	}
 	return n
 }
 

@@ -35,7 +35,7 @@ func (s *source) Members(_ context.Context, user, conv string) ([]string, error)
 	return nil, errNotFound
 }
 
-func (s *source) Contacts(_ context.Context, user string) ([]string, error) {
+func (s *source) DirectPartners(_ context.Context, user string) ([]string, error) {
 	s.calls.Add(1)
 	return []string{"z", "a", "a"}, nil
 }
@@ -119,16 +119,16 @@ func TestConcurrentMissesShareOneCall(t *testing.T) {
 	}
 }
 
-func TestContactsSortedAndForgotten(t *testing.T) {
+func TestPartnersSortedAndForgotten(t *testing.T) {
 	src := &source{}
-	c := membership.NewContacts(src, time.Hour, 10)
-	got, err := c.Contacts(context.Background(), "u")
+	c := membership.NewPartners(src, time.Hour, 10)
+	got, err := c.DirectPartners(context.Background(), "u")
 	if err != nil || len(got) != 2 || got[0] != "a" || got[1] != "z" {
-		t.Fatalf("contacts %v %v", got, err)
+		t.Fatalf("partners %v %v", got, err)
 	}
-	_, _ = c.Contacts(context.Background(), "u")
+	_, _ = c.DirectPartners(context.Background(), "u")
 	c.Forget("u")
-	_, _ = c.Contacts(context.Background(), "u")
+	_, _ = c.DirectPartners(context.Background(), "u")
 	if n := src.calls.Load(); n != 2 {
 		t.Fatalf("%d calls, want 2", n)
 	}

@@ -36,10 +36,9 @@ type Metrics struct {
 	RPCDuration         *prometheus.HistogramVec // rpc
 	RPCErrors           *prometheus.CounterVec   // rpc, code
 	PresenceTransitions *prometheus.CounterVec   // state
-	PresenceUnannounced prometheus.Counter
-	EventsRefused       *prometheus.CounterVec // reason: rate_limited | binary
-	ContinuityBreaks    *prometheus.CounterVec // reason
-	Resyncs             *prometheus.CounterVec // reason (sockets told)
+	EventsRefused       *prometheus.CounterVec   // reason: rate_limited | binary
+	ContinuityBreaks    *prometheus.CounterVec   // reason
+	Resyncs             *prometheus.CounterVec   // reason (sockets told)
 }
 
 // New registers every collector (plus Go, process and build info) on a new registry.
@@ -91,9 +90,6 @@ func New(service string) *Metrics {
 		PresenceTransitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mop_ws_presence_transitions_total", Help: "Presence transitions published, by state.",
 		}, []string{"state"}),
-		PresenceUnannounced: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "mop_ws_presence_unannounced_total", Help: "Transitions not pushed because the user has more contacts than PRESENCE_PUSH_MAX_CONTACTS.",
-		}),
 		EventsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mop_ws_events_refused_total", Help: "Client packets not run, by reason (rate_limited, binary).",
 		}, []string{"reason"}),
@@ -124,7 +120,7 @@ func New(service string) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		build, m.Connections, m.ConnectsTotal, m.ConnectRefused, m.EventsIn, m.EventsOut,
 		m.EventsDropped, m.NATSEvents, m.SlowConsumers, m.Kicks, m.ConsumerLag, m.FanoutDuration,
-		m.RPCDuration, m.RPCErrors, m.PresenceTransitions, m.PresenceUnannounced, m.EventsRefused,
+		m.RPCDuration, m.RPCErrors, m.PresenceTransitions, m.EventsRefused,
 		m.ContinuityBreaks, m.Resyncs,
 	)
 	return m

@@ -41,11 +41,6 @@ const (
 	prefixSeen     = "s."
 )
 
-// Contacts lists the users who should hear about a user's presence.
-type Contacts interface {
-	Contacts(ctx context.Context, userID string) ([]string, error)
-}
-
 // Publisher publishes the ephemeral presence event.
 type Publisher interface {
 	Publish(t event.Type, recipients []string, conversationID, actorID string, data any) error
@@ -58,8 +53,6 @@ type Options struct {
 	Heartbeat time.Duration // event.PresenceHeartbeat
 	Grace     time.Duration // delay before a local offline transition
 	Workers   int
-	// PushMax: users with more contacts are not announced (0: nobody is).
-	PushMax int
 }
 
 // BucketConfig is the presence bucket's configuration: no TTL, because
@@ -81,13 +74,12 @@ type keyMeta struct {
 
 // Tracker is one instance's presence bookkeeping.
 type Tracker struct {
-	kv       jetstream.KeyValue
-	opts     Options
-	contacts Contacts
-	pub      Publisher
-	log      *logrus.Entry
-	m        *metrics.Metrics
-	now      func() time.Time
+	kv   jetstream.KeyValue
+	opts Options
+	pub  Publisher
+	log  *logrus.Entry
+	m    *metrics.Metrics
+	now  func() time.Time
 
 	// local desired state and the work queue, under mu
 	mu       sync.Mutex
@@ -115,7 +107,7 @@ type Tracker struct {
 }
 
 // New returns a tracker; call Start.
-func New(kv jetstream.KeyValue, opts Options, contacts Contacts, pub Publisher, log *logrus.Entry, m *metrics.Metrics) *Tracker {
+func New(kv jetstream.KeyValue, opts Options, pub Publisher, log *logrus.Entry, m *metrics.Metrics) *Tracker {
 	if opts.TTL <= 0 {
 		opts.TTL = event.PresenceTTL
 	}
@@ -126,7 +118,7 @@ func New(kv jetstream.KeyValue, opts Options, contacts Contacts, pub Publisher, 
 		opts.Workers = 4
 	}
 	t := &Tracker{
-		kv: kv, opts: opts, contacts: contacts, pub: pub, log: log, m: m, now: time.Now,
+		kv: kv, opts: opts, pub: pub, log: log, m: m, now: time.Now,
 		want: map[string]bool{}, written: map[string]bool{}, timers: map[string]*time.Timer{},
 		dirty: map[string]struct{}{}, inflight: map[string]struct{}{},
 		instances: map[string]time.Time{}, instRev: map[string]uint64{},
@@ -409,24 +401,18 @@ func (t *Tracker) writeSeen(ctx context.Context, userID string, at time.Time) {
 	t.mmu.Unlock()
 }
 
-func (t *Tracker) announce(ctx context.Context, userID string, online bool, lastSeen *time.Time) {
+// announce publishes a transition without recipients: every instance
+// delivers it to its own sockets subscribed to the user (internal/audience).
+// Nothing is looked up here, so a login wave costs one message per user.
+func (t *Tracker) announce(_ context.Context, userID string, online bool, lastSeen *time.Time) {
 	state := "offline"
 	if online {
 		state = "online"
 	}
 	t.m.PresenceTransitions.WithLabelValues(state).Inc()
-	to, err := t.contacts.Contacts(ctx, userID)
-	if err != nil {
-		t.log.WithError(err).WithField(logging.FieldUserID, userID).Warn("presence contacts unavailable; transition not published")
-		return
-	}
-	if len(to) > t.opts.PushMax {
-		t.m.PresenceUnannounced.Inc()
-		return
-	}
 	data := event.PresenceState{UserID: userID, Online: online, LastSeen: lastSeen}
-	t.log.WithFields(logrus.Fields{logging.FieldUserID: userID, "online": online, "contacts": len(to), "instance": t.opts.Instance}).Debug("presence transition")
-	if err := t.pub.Publish(event.Presence, to, "", userID, data); err != nil {
+	t.log.WithFields(logrus.Fields{logging.FieldUserID: userID, "online": online, "instance": t.opts.Instance}).Debug("presence transition")
+	if err := t.pub.Publish(event.Presence, nil, "", userID, data); err != nil {
 		t.log.WithError(err).WithField(logging.FieldUserID, userID).Warn("presence publish failed")
 	}
 }

@@ -2,7 +2,6 @@ package presence_test
 
 import (
 	"context"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sirupsen/logrus"
 	"sync"
 	"testing"
@@ -15,10 +14,6 @@ import (
 	"github.com/chat5202ol/mop/services/api-ws/internal/metrics"
 	"github.com/chat5202ol/mop/services/api-ws/internal/presence"
 )
-
-type contacts struct{}
-
-func (contacts) Contacts(context.Context, string) ([]string, error) { return []string{"watcher"}, nil }
 
 type published struct {
 	mu     sync.Mutex
@@ -65,14 +60,12 @@ func newEnv(t *testing.T) *env {
 
 // tracker starts an instance; stop ends it (crash: without Stop's cleanup).
 func (e *env) tracker(name string, grace time.Duration) (tr *presence.Tracker, crash func(), stop func()) {
-	return e.trackerWith(name, grace, 1, metrics.New("t"))
-}
-
-func (e *env) trackerWith(name string, grace time.Duration, pushMax int, m *metrics.Metrics) (tr *presence.Tracker, crash func(), stop func()) {
+	e.t.Helper()
+	m := metrics.New("t")
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	tr = presence.New(e.kv, presence.Options{Instance: name, TTL: 1500 * time.Millisecond, Heartbeat: 300 * time.Millisecond, Grace: grace, PushMax: pushMax},
-		contacts{}, e.pub, testLogger(e.t), m)
+	tr = presence.New(e.kv, presence.Options{Instance: name, TTL: 1500 * time.Millisecond, Heartbeat: 300 * time.Millisecond, Grace: grace},
+		e.pub, testLogger(e.t), m)
 	if err := tr.Start(ctx); err != nil {
 		e.t.Fatal(err)
 	}
@@ -128,7 +121,9 @@ func TestTransitionsAcrossInstances(t *testing.T) {
 	if q := a.Query([]string{"never"})[0]; q.Online || q.LastSeen != nil {
 		t.Fatalf("unknown user %+v", q)
 	}
-	if len(e.pub.to[0]) != 1 || e.pub.to[0][0] != "watcher" {
+	// No recipients and no contact lookup: every instance delivers a
+	// transition to its own sockets subscribed to the user.
+	if len(e.pub.to[0]) != 0 {
 		t.Fatalf("recipients %v", e.pub.to[0])
 	}
 }
@@ -214,26 +209,6 @@ func testLogger(t *testing.T) *logrus.Entry {
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
-
-// A user with more contacts than PushMax is tracked but not announced: N
-// members of a large group coming online would otherwise cost N² deliveries.
-func TestLargeContactListsAreNotAnnounced(t *testing.T) {
-	e := newEnv(t)
-	m := metrics.New("t")
-	a, _, _ := e.trackerWith("a", 0, 0, m)
-	a.UserOnline("u")
-	e.waitFor("u online and the skip counted", func() bool {
-		return online(a, "u") && testutil.ToFloat64(m.PresenceUnannounced) == 1
-	})
-	a.UserOffline("u")
-	e.waitFor("offline skip counted", func() bool { return testutil.ToFloat64(m.PresenceUnannounced) == 2 })
-	if got := e.pub.list(); len(got) != 0 {
-		t.Fatalf("published %+v", got)
-	}
-	if q := a.Query([]string{"u"})[0]; q.Online || q.LastSeen == nil {
-		t.Fatalf("query %+v", q)
-	}
-}
 
 // A presence bucket lost with NATS's store and recreated: after Rewatch each
 // instance mirrors the new bucket and writes its users' markers again, so

@@ -16,6 +16,7 @@ import (
 	pkgauth "github.com/chat5202ol/mop/pkg/auth"
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/pkg/logging"
+	"github.com/chat5202ol/mop/services/api-ws/internal/audience"
 	"github.com/chat5202ol/mop/services/api-ws/internal/hub"
 )
 
@@ -221,7 +222,8 @@ type presencePayload struct {
 	UserIDs []string `json:"user_ids"`
 }
 
-func (s *Server) presenceQuery(ctx context.Context, c *hub.Conn, payload json.RawMessage) (map[string]any, error) {
+// presenceIDs decodes and checks {user_ids} of the presence events.
+func presenceIDs(payload json.RawMessage) ([]string, error) {
 	var p presencePayload
 	if err := decode(payload, &p); err != nil {
 		return nil, err
@@ -234,9 +236,20 @@ func (s *Server) presenceQuery(ctx context.Context, c *hub.Conn, payload json.Ra
 			return nil, err
 		}
 	}
+	if p.UserIDs == nil {
+		p.UserIDs = []string{}
+	}
+	return p.UserIDs, nil
+}
+
+func (s *Server) presenceQuery(ctx context.Context, c *hub.Conn, payload json.RawMessage) (map[string]any, error) {
+	ids, err := presenceIDs(payload)
+	if err != nil {
+		return nil, err
+	}
 	// Each user's privacy setting decides (api-rest answers); anyone hidden
 	// reads as never seen, which reveals nothing about whether the id exists.
-	visible, err := s.d.RPC.PresenceVisible(ctx, c.UserID, p.UserIDs)
+	visible, err := s.d.RPC.PresenceVisible(ctx, c.UserID, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -244,8 +257,8 @@ func (s *Server) presenceQuery(ctx context.Context, c *hub.Conn, payload json.Ra
 	for _, st := range s.d.Presence.Query(visible) {
 		known[st.UserID] = st
 	}
-	out := make([]event.PresenceState, 0, len(p.UserIDs))
-	for _, id := range p.UserIDs {
+	out := make([]event.PresenceState, 0, len(ids))
+	for _, id := range ids {
 		st, ok := known[id]
 		if !ok {
 			st = event.PresenceState{UserID: id}
@@ -253,6 +266,63 @@ func (s *Server) presenceQuery(ctx context.Context, c *hub.Conn, payload json.Ra
 		out = append(out, st)
 	}
 	return map[string]any{"presence": out}, nil
+}
+
+func (s *Server) presenceSubscribe(ctx context.Context, c *hub.Conn, payload json.RawMessage) (map[string]any, error) {
+	ids, err := presenceIDs(payload)
+	if err != nil {
+		return nil, err
+	}
+	states, err := s.d.Audience.Subscribe(ctx, c, ids)
+	if errors.Is(err, audience.ErrTooMany) {
+		return nil, invalidField("user_ids", fmt.Sprintf("a socket holds at most %d presence subscriptions; unsubscribe first", event.MaxPresenceSubscriptions))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"presence": states}, nil
+}
+
+func (s *Server) presenceUnsubscribe(_ context.Context, c *hub.Conn, payload json.RawMessage) (map[string]any, error) {
+	ids, err := presenceIDs(payload)
+	if err != nil {
+		return nil, err
+	}
+	s.d.Audience.Unsubscribe(c, ids)
+	return nil, nil
+}
+
+type countPayload struct {
+	ConversationID string `json:"conversation_id"`
+}
+
+// presenceCount counts a conversation's members online now among those the
+// caller may see: nothing is pushed for group counts.
+func (s *Server) presenceCount(ctx context.Context, c *hub.Conn, payload json.RawMessage) (map[string]any, error) {
+	var p countPayload
+	if err := decode(payload, &p); err != nil {
+		return nil, err
+	}
+	if err := requireID("conversation_id", p.ConversationID); err != nil {
+		return nil, err
+	}
+	members, err := s.d.Members.Members(ctx, c.UserID, p.ConversationID)
+	if err != nil {
+		return nil, err
+	}
+	online := 0
+	for chunk := range slices.Chunk(members, event.MaxPresenceQueryUserIDs) {
+		visible, err := s.d.RPC.PresenceVisible(ctx, c.UserID, chunk)
+		if err != nil {
+			return nil, err
+		}
+		for _, st := range s.d.Presence.Query(visible) {
+			if st.Online {
+				online++
+			}
+		}
+	}
+	return map[string]any{"conversation_id": p.ConversationID, "online": online, "members": len(members)}, nil
 }
 
 type refreshPayload struct {

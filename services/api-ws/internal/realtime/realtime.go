@@ -51,11 +51,6 @@ type Members interface {
 	Members(ctx context.Context, userID, conversationID string) ([]string, error)
 }
 
-// Contacts lists a user's contacts (cached).
-type Contacts interface {
-	Contacts(ctx context.Context, userID string) ([]string, error)
-}
-
 // Revoked is the local revoked-sessions set.
 type Revoked interface {
 	Revoked(sessionID string) (revoked, known bool)
@@ -64,6 +59,13 @@ type Revoked interface {
 // Presence answers presence.query.
 type Presence interface {
 	Query(userIDs []string) []event.PresenceState
+}
+
+// Audience holds the presence subscriptions of the sockets.
+type Audience interface {
+	Subscribe(ctx context.Context, c *hub.Conn, userIDs []string) ([]event.PresenceState, error)
+	Unsubscribe(c *hub.Conn, userIDs []string)
+	Connected(ctx context.Context, c *hub.Conn)
 }
 
 // Publisher publishes ephemeral events (typing).
@@ -92,9 +94,9 @@ type Deps struct {
 	Hub       *hub.Hub
 	RPC       RPC
 	Members   Members
-	Contacts  Contacts
 	Revoked   Revoked
 	Presence  Presence
+	Audience  Audience
 	Publisher Publisher
 	Metrics   *metrics.Metrics
 	Log       *logrus.Entry
@@ -114,11 +116,14 @@ type Server struct {
 func New(base context.Context, opts Options, d Deps) *Server {
 	s := &Server{opts: opts, d: d, base: base}
 	s.handlers = map[string]handlerFunc{
-		"message.send":   s.messageSend,
-		"read":           s.read,
-		"typing":         s.typing,
-		"presence.query": s.presenceQuery,
-		"auth.refresh":   s.authRefresh,
+		"message.send":         s.messageSend,
+		"read":                 s.read,
+		"typing":               s.typing,
+		"presence.query":       s.presenceQuery,
+		"presence.subscribe":   s.presenceSubscribe,
+		"presence.unsubscribe": s.presenceUnsubscribe,
+		"presence.count":       s.presenceCount,
+		"auth.refresh":         s.authRefresh,
 	}
 	s.io = socketio.New(socketio.Options{
 		Engine: engineio.Options{
@@ -230,6 +235,10 @@ func (h *handler) Connect(sock *socketio.Socket, auth json.RawMessage) *socketio
 		s.d.Hub.Remove(c, hub.ReasonRevoked)
 		return s.refuse(messageUnauthorized, CodeSessionRevoked)
 	}
+	// Before the client hears it is connected, so that a partner's
+	// transition right after the connect reaches it (one cached lookup per
+	// user).
+	s.d.Audience.Connected(ctx, c)
 	s.d.Log.WithFields(logrus.Fields{logging.FieldUserID: c.UserID, logging.FieldConnID: c.ID,
 		"transport": c.Transport(), "protocol": sess.Protocol()}).Debug("socket connected")
 	return nil

@@ -115,6 +115,18 @@ func (c *Client) Contacts(ctx context.Context, userID string) ([]string, error) 
 	return out.UserIDs, err
 }
 
+// DirectPartners lists userID's direct-conversation partners (at most
+// event.MaxDirectPresencePartners, most recently active first). An api-rest
+// from before presence subscriptions has no responder: no partners then.
+func (c *Client) DirectPartners(ctx context.Context, userID string) ([]string, error) {
+	var out event.DirectPartnersReply
+	err := c.Call(ctx, event.RPCDirectPartners, event.DirectPartnersRequest{UserID: userID, Limit: event.MaxDirectPresencePartners}, &out)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return []string{}, nil
+	}
+	return out.UserIDs, err
+}
+
 // PresenceVisible returns those of userIDs whose presence viewerID may see
 // (each user's presence setting decides; api-rest answers).
 //
