@@ -106,6 +106,16 @@ describe('web client', () => {
     assert.deepEqual(await bodies(alice), await bodies(bob));
     for (const text of ['missed one', 'missed two', 'missed three']) assert.equal(await message(alice, text).count(), 1);
     await waitForText(message(bob, 'welcome back').getByTestId('message-status'), 'Seen');
+
+    // Alice is subscribed to her direct partner's presence: Bob going away and coming
+    // back is pushed to her while she stays connected.
+    await bob.context().setOffline(true);
+    await waitForAttr(alice.getByTestId('presence-dot'), 'data-online', 'false');
+    await waitForText(alice.getByTestId('conversation-subtitle'), /^last seen /);
+    await bob.context().setOffline(false);
+    await waitForText(bob.getByTestId('connection-state'), 'Connected');
+    await waitForAttr(alice.getByTestId('presence-dot'), 'data-online', 'true');
+    await waitForText(alice.getByTestId('conversation-subtitle'), 'online');
   });
 
   it('sends over REST while the socket is down, and a retry after a lost answer stores one message', async () => {
@@ -174,7 +184,8 @@ describe('web client', () => {
     await alice.getByLabel('Group name').fill('Team');
     await alice.getByRole('button', { name: 'Create group' }).click();
     await waitForText(alice.getByRole('heading', { level: 2 }), 'Team');
-    await waitForText(alice.getByTestId('conversation-subtitle'), '3 members');
+    // The group shows how many are online (presence.count): Alice and Bob, not Carol.
+    await waitForText(alice.getByTestId('conversation-subtitle'), '3 members, 2 online');
 
     // Bob hears of the group live and answers; Alice sees who wrote it.
     const group = conversation(bob, 'Team');

@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { clockTime } from '../src/js/format.js';
+import { clockTime, groupText } from '../src/js/format.js';
 
 // Local times, so the hour is the one shown whatever the machine's time zone.
 const at = (h, m) => new Date(2026, 0, 15, h, m).toISOString();
@@ -19,5 +19,17 @@ describe('clockTime', () => {
   ];
   for (const c of cases) {
     it(c.name, () => assert.equal(shown(clockTime(c.iso, c.locale)), c.want));
+  }
+});
+
+describe('groupText', () => {
+  const cases = [
+    { name: 'before the count is known', members: 4, online: undefined, want: '4 members' },
+    { name: 'with the count', members: 4, online: 2, want: '4 members, 2 online' },
+    { name: 'nobody online', members: 2, online: 0, want: '2 members, 0 online' },
+    { name: 'one member', members: 1, online: 1, want: '1 member, 1 online' },
+  ];
+  for (const c of cases) {
+    it(c.name, () => assert.equal(groupText(c.members, c.online), c.want));
   }
 });

@@ -23,7 +23,9 @@ const CATCH_UP_PAGE = 200;
 const TYPING_SEND_EVERY_MS = 3_000; // "start" again while the user keeps typing
 const TYPING_IDLE_MS = 4_000; // no keystroke for this long: "stop"
 const TYPING_SHOW_MS = 6_000; // a remote "start" without follow-up fades after this
-const PRESENCE_BATCH = 500;
+const PRESENCE_BATCH = 500; // ids per presence.subscribe (the server's bound per call)
+const PRESENCE_MAX = 500; // subscriptions per socket (the server's bound)
+const COUNT_EVERY_MS = 60_000; // how often an open group's "N online" is asked again
 // Failures worth trying again by themselves once the connection is back.
 const TRANSIENT = new Set(['network', 'timeout', 'disconnected', 'unavailable', 'internal']);
 
@@ -33,6 +35,7 @@ export class Chat extends EventTarget {
   me;
   conversations = new Map(); // id -> conversation (server fields + local state, see #conv)
   presence = new Map(); // user id -> {online, last_seen}
+  online = new Map(); // group id -> members online now (presence.count), for the open group
   users = new Map(); // user id -> User (senders who are no longer members)
   activeId = null;
   #typingOut = { id: null, sentAt: 0, timer: 0 };
@@ -47,9 +50,13 @@ export class Chat extends EventTarget {
     on('connect', () => this.sync());
     on('resync', () => this.sync().catch(() => {}));
     // Presence is only known while connected; the connect's sync asks again.
+    // Subscriptions belong to the socket: a new one (reconnect) starts with none.
     on('state', ({ state }) => {
-      if (state !== 'connected' && this.presence.size) {
+      if (state === 'connected') return;
+      this.#subscribed.clear();
+      if (this.presence.size || this.online.size) {
         this.presence.clear();
+        this.online.clear();
         this.#changed();
       }
     });
@@ -59,7 +66,7 @@ export class Chat extends EventTarget {
     on('read.updated', (r) => this.#onRead(r));
     on('conversation.created', (c) => this.#upsert(c));
     on('conversation.updated', (c) => this.#upsert(c));
-    on('member.added', (mc) => this.#onMemberAdded(mc));
+    on('member.added', (mc) => this.#onMembersAdded(mc));
     on('member.removed', (mc) => this.#onMemberRemoved(mc));
     on('typing', (t) => this.#onTyping(t));
     on('presence', (p) => this.#setPresence([p]));
@@ -89,7 +96,8 @@ export class Chat extends EventTarget {
     // Conversations we were removed from while away.
     for (const id of known) if (!seen.has(id)) this.#drop(id);
     this.#loadMembers();
-    this.#queryPresence();
+    this.#syncPresence();
+    this.#countOnline();
     await Promise.all([...this.conversations.values()].filter((c) => c.loaded).map((c) => this.#catchUp(c)));
     for (const c of this.conversations.values()) this.#retryTransient(c);
     // The open conversation's first page may have failed (offline at start): load it now.
@@ -130,6 +138,7 @@ export class Chat extends EventTarget {
     const c = this.conversations.get(id);
     this.#changed(id);
     if (!c) return;
+    this.#countOnline();
     if (!c.loaded && !c.loading) {
       c.loading = true;
       try {
@@ -439,7 +448,7 @@ export class Chat extends EventTarget {
       for (const m of data.members) {
         if (m.read_seq > 0) c.readBy.set(m.user_id, Math.max(c.readBy.get(m.user_id) ?? 0, m.read_seq));
       }
-      this.#queryPresence();
+      this.#syncPresence();
     }
     if (authoritative) {
       // A list fetched before a live event we already processed must not roll it back.
@@ -463,15 +472,17 @@ export class Chat extends EventTarget {
     this.#changed();
   }
 
-  #onMemberAdded({ conversation_id: id, member }) {
+  // One member.added lists every member added at once (`member` alone: an older server).
+  #onMembersAdded({ conversation_id: id, member, members }) {
     const c = this.conversations.get(id);
     if (!c) {
       // We were added to a conversation: fetch it whole.
       this.#api.conversation(id).then((full) => this.#upsert(full)).catch(() => {});
       return;
     }
-    c.members = [...c.members.filter((m) => m.user_id !== member.user_id), member];
-    this.#queryPresence();
+    const added = members?.length ? members : [member];
+    const ids = new Set(added.map((m) => m.user_id));
+    c.members = [...c.members.filter((m) => !ids.has(m.user_id)), ...added];
     this.#changed(id);
   }
 
@@ -513,26 +524,59 @@ export class Chat extends EventTarget {
   // ---- presence ------------------------------------------------------------------------
 
   #presenceQueued = false;
+  #subscribed = new Set(); // user ids this socket is subscribed to
 
-  // #queryPresence asks api-ws for everyone we share a conversation with (batched).
-  #queryPresence() {
+  // #syncPresence subscribes the socket to the people the list shows (the partners of
+  // direct conversations: their dots and headers) and unsubscribes those it no longer
+  // shows. The answers carry the current state; api-ws then pushes each change. Group
+  // members are not subscribed: a group shows a count (#countOnline), nothing per member.
+  #syncPresence() {
     if (this.#presenceQueued) return;
     this.#presenceQueued = true;
     queueMicrotask(async () => {
       this.#presenceQueued = false;
-      if (!this.#rt.connected) return; // asked again on connect
-      const ids = new Set();
-      for (const c of this.conversations.values()) for (const m of c.members) if (m.user_id !== this.me.id) ids.add(m.user_id);
-      const all = [...ids];
-      for (let i = 0; i < all.length; i += PRESENCE_BATCH) {
-        try {
-          const ans = await this.#rt.request('presence.query', { user_ids: all.slice(i, i + PRESENCE_BATCH) });
-          this.#setPresence(ans.presence ?? []);
-        } catch {
-          return;
+      if (!this.#rt.connected) return; // subscribed again on connect
+      const want = new Set();
+      for (const c of this.sorted()) {
+        const peer = this.peer(c);
+        if (peer && want.size < PRESENCE_MAX) want.add(peer.user_id);
+      }
+      const gone = [...this.#subscribed].filter((id) => !want.has(id));
+      const fresh = [...want].filter((id) => !this.#subscribed.has(id));
+      try {
+        for (let i = 0; i < gone.length; i += PRESENCE_BATCH) {
+          const ids = gone.slice(i, i + PRESENCE_BATCH);
+          await this.#rt.request('presence.unsubscribe', { user_ids: ids });
+          for (const id of ids) this.#subscribed.delete(id);
         }
+        for (let i = 0; i < fresh.length; i += PRESENCE_BATCH) {
+          const ids = fresh.slice(i, i + PRESENCE_BATCH);
+          const ans = await this.#rt.request('presence.subscribe', { user_ids: ids });
+          for (const id of ids) this.#subscribed.add(id);
+          this.#setPresence(ans.presence ?? []);
+        }
+      } catch {
+        // Disconnected meanwhile: the connect's sync subscribes again.
       }
     });
+  }
+
+  #countTimer = 0;
+
+  // #countOnline asks how many members of the open group are online (nothing is pushed
+  // for groups), now and every minute while it stays open.
+  async #countOnline() {
+    clearTimeout(this.#countTimer);
+    const c = this.active;
+    if (!c || c.type !== 'group' || !this.#rt.connected) return;
+    this.#countTimer = setTimeout(() => this.#countOnline(), COUNT_EVERY_MS);
+    try {
+      const ans = await this.#rt.request('presence.count', { conversation_id: c.id });
+      this.online.set(c.id, ans.online);
+      this.#changed(c.id);
+    } catch {
+      // Shown without a count until the next try.
+    }
   }
 
   #presenceRechecked = new Set();

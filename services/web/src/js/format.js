@@ -56,6 +56,13 @@ export function presenceText(p) {
   return p.last_seen ? `last seen ${shortTime(p.last_seen)}` : 'offline';
 }
 
+// groupText is a group's subtitle: its size and, once asked (presence.count), how many
+// of the members you may see are online.
+export function groupText(members, online) {
+  const size = `${members} member${members === 1 ? '' : 's'}`;
+  return online === undefined ? size : `${size}, ${online} online`;
+}
+
 // Why the user is looking at the login page.
 const ENDED = {
   logout: 'You have signed out.',

@@ -2,7 +2,7 @@
 // seen / failed states, edit and delete of own messages), typing indicator and composer.
 
 import { $, h, reconcile } from '../dom.js';
-import { clockTime, dayLabel, errorText, hue, initial, presenceText } from '../format.js';
+import { clockTime, dayLabel, errorText, groupText, hue, initial, presenceText } from '../format.js';
 
 const NEAR_TOP_PX = 120;
 const NEAR_BOTTOM_PX = 60;
@@ -73,7 +73,7 @@ export class ConversationView {
     const gone = !!peer && !peer.username;
     $('#conv-subtitle').textContent = gone
       ? 'Account deleted'
-      : peer ? presenceText(chat.presence.get(peer.user_id)) : `${c.members.length} members`;
+      : peer ? presenceText(chat.presence.get(peer.user_id)) : groupText(c.members.length, chat.online.get(c.id));
     this.#input.disabled = gone;
     $('#send-button').disabled = gone;
     this.#input.placeholder = gone ? 'This account was deleted' : 'Write a message…';
