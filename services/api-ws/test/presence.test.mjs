@@ -94,6 +94,21 @@ describe('subscriptions', () => {
 
 });
 
+test('a direct conversation opened while connected subscribes the partner; their first message reveals them', async () => {
+  const [alice, erin] = await Promise.all(['alice', 'erin'].map((n) => ctx.rest.register(n)));
+  const a = await online(0, alice);
+  const seen = record(a);
+  const e = await online(1, erin);
+  await reads(a, erin.user.id, false); // erin has not written to alice: hidden
+  const conv = await ctx.rest.conversation(erin.access_token, 'direct', [alice.user.id]);
+  await until('alice has the conversation', () => seen.some((x) => x.name === 'conversation.created' && x.data.id === conv.id));
+  await ctx.rest.send(erin.access_token, conv.id, 'hi alice');
+  // The hidden subscription turns visible: alice gets erin's current state.
+  await until('erin online pushed', () => about(seen, erin.user.id).some((p) => p.online));
+  e.close();
+  await until('erin offline pushed', () => about(seen, erin.user.id).some((p) => !p.online && p.last_seen));
+});
+
 describe('privacy', () => {
   test('a hidden user reads as never seen and is not pushed; a changed setting applies to subscribers', async () => {
     const { alice, bob, dave } = await world();

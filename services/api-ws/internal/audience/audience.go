@@ -297,7 +297,7 @@ func (a *Audience) MemberLeft(userID string) {
 }
 
 // DirectCreated subscribes the local sockets of a new direct conversation's
-// members to the partner, as at connect.
+// members to the partner, as at connect, and tells them the partner's state.
 func (a *Audience) DirectCreated(members []string) {
 	if len(members) != 2 {
 		return
@@ -306,8 +306,18 @@ func (a *Audience) DirectCreated(members []string) {
 		partner := members[1-i]
 		for _, c := range a.sockets.Conns(u) {
 			a.run(func(ctx context.Context) {
-				if _, err := a.Subscribe(ctx, c, []string{partner}); err != nil && !errors.Is(err, ErrTooMany) {
-					a.log.WithError(err).WithField(logging.FieldConnID, c.ID).Warn("presence subscription to a new direct partner failed")
+				states, err := a.Subscribe(ctx, c, []string{partner})
+				if err != nil {
+					if !errors.Is(err, ErrTooMany) {
+						a.log.WithError(err).WithField(logging.FieldConnID, c.ID).Warn("presence subscription to a new direct partner failed")
+					}
+					return
+				}
+				// The client asked for nothing, so it has no answer to read the
+				// state from: a partner it may see gets pushed once.
+				if st := states[0]; st.Online || st.LastSeen != nil {
+					b, _ := json.Marshal(st)
+					a.sockets.DeliverConns([]*hub.Conn{c}, string(event.Presence), b, true)
 				}
 			})
 		}
