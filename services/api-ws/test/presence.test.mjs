@@ -136,6 +136,23 @@ describe('privacy', () => {
     assert.equal(about(seen, bob.user.id).filter((p) => p.last_seen !== null).length, 0, 'bob pushed while hidden');
   });
 
+  test('a member removed from the group stops seeing those who wrote only there', async () => {
+    const { alice, carol, group } = await world();
+    await ctx.rest.send(alice.access_token, group.id, 'hello team'); // alice wrote only in the group for carol
+    const a = await online(0, alice);
+    const c = await online(1, carol);
+    const seen = record(c);
+    const sub = await ack(c, 'presence.subscribe', { user_ids: [alice.user.id] });
+    assert.equal(sub.presence[0].online, true, 'carol sees alice while both are in the group');
+    await ctx.rest.call('DELETE', `/conversations/${group.id}/members/${carol.user.id}`, alice.access_token);
+    await until('alice reads as never seen', () => about(seen, alice.user.id).some((p) => !p.online && p.last_seen === null));
+    const q = await ack(c, 'presence.query', { user_ids: [alice.user.id] });
+    assert.deepEqual(q.presence, [{ user_id: alice.user.id, online: false, last_seen: null }]);
+    a.close();
+    await ack(c, 'presence.subscribe', { user_ids: [alice.user.id] }); // answered after the removal: still hidden
+    assert.equal(about(seen, alice.user.id).filter((p) => p.last_seen).length, 0, 'alice pushed after the removal');
+  });
+
   test('presence.count counts the members online whom the caller may see', async () => {
     const { alice, bob, carol, dave, group } = await world();
     const a = await online(0, alice);
