@@ -201,7 +201,7 @@ func build(ctx context.Context, cfg *wsconfig.Config, log *logrus.Entry, authori
 		Instance: cfg.InstanceID, TTL: cfg.PresenceTTL, Heartbeat: cfg.PresenceHeartbeat, Grace: cfg.OfflineGrace,
 	}, publisher, log, m)
 	h.SetObserver(tracker)
-	aud := audience.New(bg, cfg.RPCTimeout, calls, partners, tracker, h, log)
+	aud := audience.New(bg, cfg.RPCTimeout, calls, partners, tracker, h, m, log)
 	h.OnRemove(aud.Forget)
 	revoked := revocation.New(event.RevokedSessionsTTL)
 	// Every start-up step is retried while NATS misbehaves (a timeout during

@@ -20,11 +20,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/pkg/logging"
 	"github.com/chat5202ol/mop/services/api-ws/internal/hub"
+	"github.com/chat5202ol/mop/services/api-ws/internal/metrics"
 )
 
 // Visibility answers which of userIDs viewerID may see (api-rest).
@@ -74,12 +76,29 @@ type Audience struct {
 }
 
 // New returns an empty audience; base bounds its RPCs (each within timeout).
-func New(base context.Context, timeout time.Duration, vis Visibility, partners Partners, states States, sockets Sockets, log *logrus.Entry) *Audience {
-	return &Audience{
+// Its size is exported on m's registry.
+func New(base context.Context, timeout time.Duration, vis Visibility, partners Partners, states States, sockets Sockets,
+	m *metrics.Metrics, log *logrus.Entry) *Audience {
+	a := &Audience{
 		vis: vis, partners: partners, states: states, sockets: sockets, log: log, base: base, timeout: timeout,
 		sem:      make(chan struct{}, rechecks),
 		byTarget: map[string]map[*hub.Conn]bool{}, byConn: map[*hub.Conn]map[string]bool{}, hidden: map[string]int{},
 	}
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mop_ws_presence_subscriptions", Help: "Presence subscriptions held by the sockets of this instance (default ones included).",
+	}, func() float64 { return float64(a.size()) }))
+	return a
+}
+
+// size is the number of subscriptions.
+func (a *Audience) size() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, subs := range a.byConn {
+		n += len(subs)
+	}
+	return n
 }
 
 // Subscribe subscribes c to userIDs and returns their current state (hidden
