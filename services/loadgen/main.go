@@ -68,6 +68,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	wsEnv := fs.String("ws-env", "", "extra api-ws environment, comma-separated (e.g. GOGC=200)")
 	idle := fs.Int("idle", -1, "override the profile's idle connections")
 	members := fs.Int("members", -1, "override the profile's fan-out group size")
+	sockets := fs.Int("connect-sockets", -1, "override the profile's connect storm sockets (0: skip the connect storm)")
+	rest := fs.Bool("rest", true, "run the REST scenario")
 	cpuProfile := fs.String("cpuprofile", "", "write the generator's own CPU profile to this file")
 	limit := fs.Duration("timeout", 0, "abort the run after this long (0: by profile)")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -110,6 +112,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	if *members >= 0 {
 		cfg.Profile.Members = *members
+	}
+	if *sockets >= 0 {
+		cfg.Profile.ConnectSockets = *sockets
+	}
+	if !*rest {
+		cfg.Profile.RESTConc = 0
 	}
 	if *limit == 0 {
 		*limit = map[string]time.Duration{"smoke": 2 * time.Minute, "quick": 15 * time.Minute}[cfg.Profile.Name]

@@ -62,6 +62,8 @@ type Result struct {
 	Storm    *scenario.StormResult    `json:"storm,omitempty"`
 	Overload *scenario.OverloadResult `json:"overload,omitempty"`
 	IdleRSS  int64                    `json:"session_idle_rss_bytes,omitempty"`
+	// ConnectStorm holds one result per layout, the reference layout first.
+	ConnectStorm []*scenario.ConnectStormResult `json:"connect_storm,omitempty"`
 	// ServerMetrics are the server's own counters (mop_ws_*) after the
 	// fan-out scenarios, for reading what it shed and where it queued.
 	ServerMetrics map[string]float64 `json:"server_metrics,omitempty"`
@@ -299,6 +301,14 @@ func (r *run) runMop(ctx context.Context) {
 			}
 		}
 	}
+	// Last: it restarts api-ws for each layout.
+	var atStormPeak func(context.Context, int)
+	if pprofAddr != "" {
+		atStormPeak = func(ctx context.Context, users int) {
+			r.pprof(ctx, pprofAddr, "heap", fmt.Sprintf("heap-connect-storm-%du", users), 0)
+		}
+	}
+	r.connectStorms(ctx, env, res, func(ctx context.Context) error { ws.Stop(); return ws.Restart(ctx) }, atStormPeak)
 }
 
 // tap subscribes to message.created on the run's NATS (core subscription:
@@ -343,7 +353,33 @@ func (r *run) runNode(ctx context.Context) {
 		Sources: swarm.Sources(r.cfg.Profile.Sources), Log: r.cfg.Log}
 	r.idle(ctx, env, res, nil)
 	r.fanouts(ctx, env, res, nil, nil)
+	r.connectStorms(ctx, env, res, func(ctx context.Context) error { p.Stop(); return p.Restart(ctx) }, nil)
 	p.Stop()
+}
+
+// connectStorms runs the connect storm over the reference layout's users,
+// then over the judged layout's, each on a freshly started server (restart).
+func (r *run) connectStorms(ctx context.Context, env *scenario.Env, res *Result, restart func(context.Context) error,
+	atPeak func(context.Context, int)) {
+	p := r.cfg.Profile
+	if p.ConnectSockets <= 0 {
+		return
+	}
+	for _, users := range []int{p.ConnectRefUsers, p.ConnectUsers} {
+		if users <= 0 || ctx.Err() != nil {
+			continue
+		}
+		o := scenario.ConnectStormOptions{Sockets: p.ConnectSockets, Users: users, BurstRuns: p.BurstRuns,
+			AddMembers: p.ConnectAdd, Quiet: p.ConnectQuiet, Limit: 5 * time.Minute, Fresh: restart}
+		if atPeak != nil {
+			o.AtPeak = func(ctx context.Context) { atPeak(ctx, users) }
+		}
+		cs, err := scenario.ConnectStorm(ctx, env, o)
+		if err != nil {
+			r.fail(fmt.Sprintf("%s: connect storm over %d users", env.Sys.Name(), users), err)
+		}
+		res.ConnectStorm = append(res.ConnectStorm, &cs)
+	}
 }
 
 // idle holds the profile's idle connections (their own, closed after).

@@ -7,7 +7,8 @@ import (
 
 // Check returns an error for every delivery guarantee the report shows
 // broken: lost or duplicated deliveries in fan-out, burst or the reconnect
-// storm, and any scenario error. It is the smoke run's verdict (no timing is
+// storm, a connect storm whose sockets did not all connect, settle and get
+// every burst message, and any scenario error. It is the smoke run's verdict (no timing is
 // judged: the machine may be busy).
 func Check(r *Report) error {
 	var errs []error
@@ -24,6 +25,14 @@ func Check(r *Report) error {
 		}
 		if res.Burst != nil && (res.Burst.Incomplete != 0 || len(res.Burst.Runs) == 0) {
 			errs = append(errs, fmt.Errorf("%s burst: %d of %d runs incomplete", name, res.Burst.Incomplete, len(res.Burst.Runs)))
+		}
+		for _, cs := range res.ConnectStorm {
+			burstOK := cs.Burst != nil && cs.Burst.Incomplete == 0 && len(cs.Burst.Runs) > 0
+			if cs.Failed != 0 || cs.Connected != cs.Sockets || cs.SettleTimedOut || !burstOK ||
+				(cs.Membership != nil && cs.Membership.SettleTimedOut) {
+				errs = append(errs, fmt.Errorf("%s connect storm over %d users: %d/%d connected, settle timed out %v, burst complete %v",
+					name, cs.Users, cs.Connected, cs.Sockets, cs.SettleTimedOut || (cs.Membership != nil && cs.Membership.SettleTimedOut), burstOK))
+			}
 		}
 		if s := res.Storm; s != nil {
 			if s.TimedOut || s.Delivery.Lost != 0 || s.Delivery.Duplicates != 0 {
@@ -44,6 +53,7 @@ func Checks(r *Report) int {
 				n++
 			}
 		}
+		n += len(res.ConnectStorm)
 	}
 	return n
 }

@@ -31,6 +31,15 @@ type Profile struct {
 
 	StormMissed int `json:"storm_missed_messages"`
 
+	// Connect storm: ConnectSockets sockets connect at once, spread over
+	// ConnectUsers users who are all members of one group, and again over
+	// ConnectRefUsers users (the layout the first is judged against).
+	ConnectSockets  int           `json:"connect_storm_sockets"`
+	ConnectUsers    int           `json:"connect_storm_users"`
+	ConnectRefUsers int           `json:"connect_storm_reference_users"`
+	ConnectAdd      int           `json:"connect_storm_added_members"`
+	ConnectQuiet    time.Duration `json:"connect_storm_quiet_ns"`
+
 	// REST: each worker posts to its own conversation when RESTConvs equals
 	// RESTConc (a busy deployment has many conversations; one hot
 	// conversation serialises on its seq and measures lock waits instead).
@@ -45,6 +54,7 @@ type Profile struct {
 var Profiles = map[string]Profile{
 	"smoke": {
 		Name: "smoke", Members: 20, FanoutRate: 10, FanoutDur: 2 * time.Second, BurstRuns: 3, StormMissed: 3, Sources: 2,
+		ConnectSockets: 40, ConnectUsers: 10, ConnectRefUsers: 4, ConnectAdd: 2, ConnectQuiet: 500 * time.Millisecond,
 	},
 	// fanout: only burst and a profiled fixed-rate fan-out, for looking
 	// into the fan-out path.
@@ -56,8 +66,9 @@ var Profiles = map[string]Profile{
 		Members: 1000, FanoutRate: 10, FanoutDur: 10 * time.Second, BurstRuns: 5,
 		RampRates: []float64{5, 10, 15, 20, 30, 50, 100}, RampStep: 4 * time.Second,
 		OverloadRate: 100, OverloadDur: 5 * time.Second, SlowReaders: 100,
-		StormMissed: 5,
-		RESTConc:    32, RESTConvs: 32, RESTDur: 5 * time.Second,
+		StormMissed:    5,
+		ConnectSockets: 1000, ConnectUsers: 100, ConnectRefUsers: 20, ConnectAdd: 10, ConnectQuiet: 5 * time.Second,
+		RESTConc: 32, RESTConvs: 32, RESTDur: 5 * time.Second,
 		Sources: 4,
 	},
 	"full": {
@@ -65,8 +76,9 @@ var Profiles = map[string]Profile{
 		Members: 5000, FanoutRate: 10, FanoutDur: 10 * time.Second, BurstRuns: 9,
 		RampRates: []float64{1, 2, 4, 6, 8, 10, 20, 30, 40}, RampStep: 5 * time.Second,
 		OverloadRate: 40, OverloadDur: 10 * time.Second, SlowReaders: 250,
-		StormMissed: 5,
-		RESTConc:    64, RESTConvs: 64, RESTDur: 15 * time.Second,
+		StormMissed:    5,
+		ConnectSockets: 5000, ConnectUsers: 500, ConnectRefUsers: 100, ConnectAdd: 10, ConnectQuiet: 5 * time.Second,
+		RESTConc: 64, RESTConvs: 64, RESTDur: 15 * time.Second,
 		Sources: 8,
 	},
 }

@@ -214,6 +214,7 @@ func Markdown(r *bench.Report, plots []string) string {
 			row{"reconnect storm: lost / duplicated", "0 / 0", fmt.Sprintf("%d / %d", s.Delivery.Lost, s.Delivery.Duplicates), "n/a", "",
 				verdict(s.Delivery.Lost == 0 && s.Delivery.Duplicates == 0 && !s.TimedOut, true)})
 	}
+	rows = append(rows, connectStormRows(mop, node)...)
 	for _, rr := range r.REST {
 		ok := rr.Store != "postgres" || (rr.PerSecond >= 3000 && rr.Latency.P99 < 50)
 		tgt := ""
@@ -247,6 +248,7 @@ func Markdown(r *bench.Report, plots []string) string {
 				d.Latency.P50, d.Latency.P99, d.Latency.Max, d.Lost, d.Duplicates, s.Shed.SlowConsumers, s.Shed.Dropped, s.ServerCores)
 		}
 	}
+	writeConnectStorms(&b, r)
 	if len(plots) > 0 {
 		b.WriteString("\n")
 		for _, p := range plots {

@@ -99,10 +99,7 @@ func (e *Env) Settle(ctx context.Context, limit time.Duration) (time.Duration, f
 		if err != nil {
 			return 0, false
 		}
-		if m.Sum("mop_ws_nats_consumer_lag") > 0 {
-			return -1, true // durable events still queued for this instance: not settled
-		}
-		return m.Sum("mop_ws_events_out_total") + m.Sum("mop_ws_nats_events_total") + m.Sum("mop_ws_events_dropped_total"), true
+		return workDone(m), true
 	}
 	first, ok := work()
 	if !ok {
@@ -130,6 +127,32 @@ func (e *Env) Settle(ctx context.Context, limit time.Duration) (time.Duration, f
 		e.logf("settled after %s (%.0f events written meanwhile)", d.Round(100*time.Millisecond), moved)
 	}
 	return d, moved
+}
+
+// workDone sums the server's event counters, which stand still once it has
+// nothing left to deliver; -1 while durable events are still queued for the
+// instance (consumer lag).
+func workDone(m probe.Metrics) float64 {
+	if m.Sum("mop_ws_nats_consumer_lag") > 0 {
+		return -1
+	}
+	// Presence transitions and RPC answers move while api-ws is still
+	// working out whom to tell about a connect.
+	return m.Sum("mop_ws_events_out_total") + m.Sum("mop_ws_nats_events_total") + m.Sum("mop_ws_events_dropped_total") +
+		m.Sum("mop_ws_presence_transitions_total") + m.Sum("mop_ws_rpc_duration_seconds_count")
+}
+
+// serverWork is workDone of a scrape now (0 without metrics or on a failed
+// scrape).
+func (e *Env) serverWork(ctx context.Context) float64 {
+	if e.MetricsURL == "" {
+		return 0
+	}
+	m, err := probe.Scrape(ctx, e.MetricsURL)
+	if err != nil {
+		return 0
+	}
+	return workDone(m)
 }
 
 // router forwards each connection's events to the current scenario's

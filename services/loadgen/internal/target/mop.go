@@ -139,6 +139,20 @@ func (m *Mop) Group(ctx context.Context, members []User) (Group, error) {
 	return Group{ID: conv.ID, Members: members}, nil
 }
 
+// AddMembers adds users to group g in one request of its owner (POST
+// /conversations/{id}/members).
+func (m *Mop) AddMembers(ctx context.Context, g Group, owner User, users []User) error {
+	ids := make([]string, len(users))
+	for i, u := range users {
+		ids[i] = u.ID
+	}
+	if err := m.rest.do(ctx, "POST", "/conversations/"+g.ID+"/members", owner.Token,
+		map[string]any{"user_ids": ids}, nil); err != nil {
+		return fmt.Errorf("add members: %w", err)
+	}
+	return nil
+}
+
 // Post implements System with POST /conversations/{id}/messages.
 func (m *Mop) Post(ctx context.Context, g Group, sender User, clientMsgID, body string) error {
 	return m.rest.do(ctx, "POST", "/conversations/"+g.ID+"/messages", sender.Token,
