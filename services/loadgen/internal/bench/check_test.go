@@ -15,12 +15,14 @@ func TestCheck(t *testing.T) {
 			Fanout: &scenario.FanoutResult{Delivery: delivery.Result{Sent: 5, Expected: 100, Delivered: 100}},
 			Burst:  &scenario.BurstResult{Runs: []float64{1, 2}},
 			Storm:  &scenario.StormResult{Delivery: delivery.Result{Sent: 3, Expected: 60, Recovered: 60}},
+			ConnectStorm: []*scenario.ConnectStormResult{{Users: 10, Sockets: 40, Connected: 40,
+				Burst: &scenario.BurstResult{Runs: []float64{1}}, Membership: &scenario.MembershipResult{Added: 2}}},
 		}}}
 	}
 	if err := bench.Check(good()); err != nil {
 		t.Fatalf("clean report refused: %v", err)
 	}
-	if n := bench.Checks(good()); n != 3 {
+	if n := bench.Checks(good()); n != 4 {
 		t.Fatalf("Checks = %d", n)
 	}
 	tests := []struct {
@@ -34,6 +36,11 @@ func TestCheck(t *testing.T) {
 		{"burst incomplete", func(r *bench.Result, _ *bench.Report) { r.Burst.Incomplete = 1 }, "burst"},
 		{"storm timeout", func(r *bench.Result, _ *bench.Report) { r.Storm.TimedOut = true }, "timed out true"},
 		{"storm dup", func(r *bench.Result, _ *bench.Report) { r.Storm.Delivery.Duplicates = 1 }, "reconnect storm"},
+		{"connect storm failed connects", func(r *bench.Result, _ *bench.Report) { r.ConnectStorm[0].Connected = 39 }, "39/40 connected"},
+		{"connect storm unsettled", func(r *bench.Result, _ *bench.Report) { r.ConnectStorm[0].SettleTimedOut = true }, "settle timed out true"},
+		{"connect storm membership unsettled", func(r *bench.Result, _ *bench.Report) { r.ConnectStorm[0].Membership.SettleTimedOut = true }, "settle timed out true"},
+		{"connect storm burst incomplete", func(r *bench.Result, _ *bench.Report) { r.ConnectStorm[0].Burst.Incomplete = 1 }, "burst complete false"},
+		{"connect storm no burst", func(r *bench.Result, _ *bench.Report) { r.ConnectStorm[0].Burst = nil }, "burst complete false"},
 		{"scenario error", func(_ *bench.Result, rep *bench.Report) { rep.Errors = []string{"mop: api-ws: boom"} }, "boom"},
 	}
 	for _, tt := range tests {

@@ -96,6 +96,15 @@ type Conn struct {
 	ws   *websocket.Conn
 	open wire.Open
 	wmu  sync.Mutex
+	// early holds events that arrived before the CONNECT reply (api-ws may
+	// deliver to a socket it has just registered before the reply is
+	// written); Run hands them on first, as socket.io-client buffers them.
+	early []earlyEvent
+}
+
+type earlyEvent struct {
+	frame []byte
+	at    time.Duration
 }
 
 // Dial connects and authenticates with token; it returns once the server has
@@ -144,6 +153,10 @@ func (c *Conn) handshake(token string) error {
 			}
 			continue
 		}
+		if _, _, ok := wire.Event(frame); ok {
+			c.early = append(c.early, earlyEvent{frame: frame, at: Clock()})
+			continue
+		}
 		return wire.ParseConnectReply(frame)
 	}
 }
@@ -170,6 +183,12 @@ var ErrServerDisconnect = errors.New("server disconnected the socket")
 // Run reads until the connection ends and returns why: ErrServerDisconnect, a
 // read error (closed, reset, ping timeout), or nil after Close.
 func (c *Conn) Run(h Handler) error {
+	for _, e := range c.early {
+		if stop, err := c.dispatch(e.frame, e.at, h); err != nil || stop {
+			return err
+		}
+	}
+	c.early = nil
 	for {
 		_, r, err := c.ws.NextReader()
 		if err != nil {

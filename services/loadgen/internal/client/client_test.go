@@ -57,6 +57,36 @@ func TestDialEventsPongAndServerDisconnect(t *testing.T) {
 	}
 }
 
+// An event that arrives before the CONNECT reply is not a malformed reply:
+// Run hands it on first.
+func TestEventBeforeConnectReply(t *testing.T) {
+	srv := fakeio.New()
+	srv.Early = `42["presence",{"user_id":"u1","online":true}]`
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.NewDialer(srv.URL(), nil, 5*time.Second).Dial(ctx, "good")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := make(chan string, 4)
+	go func() {
+		_ = c.Run(func(name, payload []byte, _ time.Duration) { got <- string(name) + " " + string(payload) })
+	}()
+	srv.Broadcast(`42["message.created",{"client_msg_id":"x-1","seq":3}]`)
+	for _, want := range []string{`presence {"user_id":"u1","online":true}`, `message.created {"client_msg_id":"x-1","seq":3}`} {
+		select {
+		case e := <-got:
+			if e != want {
+				t.Fatalf("event %q, want %q", e, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("no event %q", want)
+		}
+	}
+}
+
 func TestDialRefused(t *testing.T) {
 	srv := fakeio.New()
 	defer srv.Close()

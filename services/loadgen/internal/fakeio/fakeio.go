@@ -26,6 +26,9 @@ type Server struct {
 	// PingMs is the advertised ping interval; each connection is pinged once
 	// right after CONNECT so pong handling is exercised.
 	PingMs int
+	// Early, if set, is a frame sent before the CONNECT reply (an event
+	// racing the reply, which api-ws may send).
+	Early string
 }
 
 // New starts a server; close it with Close.
@@ -75,6 +78,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		delete(s.conns, c)
 		s.mu.Unlock()
 	}()
+	if s.Early != "" {
+		s.write(c, []byte(s.Early))
+	}
 	s.write(c, []byte(`40{"sid":"s1"}`))
 	s.write(c, []byte("2"))
 	for {

@@ -47,6 +47,40 @@ func TestMarkdown(t *testing.T) {
 	}
 }
 
+func TestMarkdownConnectStorm(t *testing.T) {
+	storm := func(users int, presence, kb, burst float64) *scenario.ConnectStormResult {
+		return &scenario.ConnectStormResult{Users: users, Sockets: 5000, Connected: 5000, ConnectsPerSec: 1000,
+			PresencePerConnect: presence, KBPerConn: kb, Events: map[string]int64{"presence": int64(presence * 5000)},
+			Burst: &scenario.BurstResult{Median: burst, BusMedian: burst - 5, FanoutMeanMs: 7.5},
+			Membership: &scenario.MembershipResult{Added: 10, PerSocket: 1,
+				Events: map[string]int64{"member.added": 5000}}}
+	}
+	rep := sample()
+	rep.Systems["mop"].ConnectStorm = []*scenario.ConnectStormResult{storm(100, 10, 4, 100), storm(500, 237, 9.4, 150)}
+	rep.Systems["node"].ConnectStorm = []*scenario.ConnectStormResult{storm(100, 0, 16, 400), storm(500, 0, 16.5, 420)}
+	md := report.Markdown(rep, nil)
+	for _, want := range []string{
+		"| connect storm, 5000 sockets over 500 users in one group: presence deliveries per connect | <= 5 | 237.00 | n/a (no presence) |  | missed |",
+		"| connect storm: KB per connection (RSS) (500 users / 100 users) | <= 1.10 | 9.4 / 4.0 = 2.35 | 16.5 / 16.0 = 1.03 |  | missed |",
+		"| connect storm: burst, POST to the last socket (median ms) (500 users / 100 users) | <= 1.10 | 150.0 / 100.0 = 1.50 | 420.0 / 400.0 = 1.05 |  | missed |",
+		"| mop | 5000 / 500 | 5000 | 1000 | 0.0 | 237.00 | 0.00 | 1185000 presence | 9.4 |  | 150.0 | 145.0 | 7.50 | 1.00 for 10 added (5000 member.added) |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("summary lacks %q:\n%s", want, md)
+		}
+	}
+	rep.Systems["mop"].ConnectStorm = []*scenario.ConnectStormResult{storm(100, 0, 4, 100), storm(500, 0.5, 4.2, 105)}
+	md = report.Markdown(rep, nil)
+	for _, want := range []string{"| 0.50 | n/a (no presence) |  | met |", "| 4.2 / 4.0 = 1.05 |", "| 105.0 / 100.0 = 1.05 |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("summary lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Count(md, "| met |") < 3 {
+		t.Errorf("targets met are not all judged met:\n%s", md)
+	}
+}
+
 func TestWrite(t *testing.T) {
 	dir := t.TempDir()
 	if err := report.Write(dir, sample()); err != nil {
