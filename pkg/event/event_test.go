@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/event"
 )
 
@@ -30,7 +31,7 @@ func TestGoldenEnvelopes(t *testing.T) {
 	edited.Body, edited.EditedAt = "hello again", &t1
 	deleted := msg
 	deleted.Body, deleted.DeletedAt = "", &t1
-	conv := event.Conversation{ID: msg.ConversationID, Type: event.ConversationDirect, CreatedBy: msg.SenderID, CreatedAt: t0, UpdatedAt: t0,
+	conv := event.Conversation{ID: msg.ConversationID, Type: api.ConversationDirect, CreatedBy: msg.SenderID, CreatedAt: t0, UpdatedAt: t0,
 		Members: []event.Member{{UserID: msg.SenderID, Username: "alice", DisplayName: "Alice", Role: event.RoleOwner, JoinedAt: t0}, memb}}
 	cases := []struct {
 		typ  event.Type
@@ -44,9 +45,9 @@ func TestGoldenEnvelopes(t *testing.T) {
 		{event.ConversationUpdated, conv},
 		{event.MemberAdded, event.MemberChange{ConversationID: msg.ConversationID, Member: memb, Members: []event.Member{memb, memb2}, ActorID: msg.SenderID}},
 		{event.MemberRemoved, event.MemberChange{ConversationID: msg.ConversationID, Member: memb, Members: []event.Member{memb}, ActorID: msg.SenderID}},
-		{event.PrivacyUpdated, event.PrivacyChange{UserID: memb.UserID, Presence: event.PresenceNobody}},
+		{event.PrivacyUpdated, event.PrivacyChange{UserID: memb.UserID, Presence: api.PresenceNobody}},
 		{event.SessionRevoked, event.SessionRevocation{UserID: memb.UserID, SessionID: "01JSESSION0000000000000000", Reason: "logout"}},
-		{event.Typing, event.TypingState{ConversationID: msg.ConversationID, UserID: memb.UserID, State: event.TypingStart}},
+		{event.Typing, event.TypingState{ConversationID: msg.ConversationID, UserID: memb.UserID, State: api.TypingStart}},
 		{event.Presence, event.PresenceState{UserID: memb.UserID, Online: false, LastSeen: &t1}},
 	}
 	for _, c := range cases {
@@ -139,9 +140,9 @@ func TestReplyRoundTrip(t *testing.T) {
 	if err := event.DecodeReply(b, &out); err != nil || len(out.MemberIDs) != 2 {
 		t.Fatalf("%+v %v", out, err)
 	}
-	err = event.DecodeReply(event.ErrorReply(event.CodeNotFound, "no such conversation", nil), &out)
-	rerr, ok := err.(*event.RPCError)
-	if !ok || rerr.Code != event.CodeNotFound {
+	err = event.DecodeReply(event.ErrorReply(api.CodeNotFound, "no such conversation", nil), &out)
+	rerr, ok := err.(*api.Error)
+	if !ok || rerr.Code != api.CodeNotFound {
 		t.Fatalf("error reply decoded as %v", err)
 	}
 	if err := event.DecodeReply([]byte("nope"), &out); err == nil {

@@ -16,12 +16,6 @@ type User struct {
 	Deleted bool `json:"deleted,omitempty"`
 }
 
-// Conversation types.
-const (
-	ConversationDirect = "direct"
-	ConversationGroup  = "group"
-)
-
 // Member roles.
 const (
 	RoleOwner  = "owner"
@@ -122,12 +116,6 @@ const (
 	ResyncStreamBehind    = "stream_behind"    // the stream's last sequence went below the consumer's cursor
 	ResyncGap             = "gap"              // the consumer skipped stream sequences
 	ResyncShed            = "shed"             // durable events were dropped for this socket
-)
-
-// Typing states.
-const (
-	TypingStart = "start"
-	TypingStop  = "stop"
 )
 
 // TypingState is the data of the ephemeral typing event.

@@ -3,6 +3,8 @@ package event
 import (
 	"encoding/json"
 	"fmt"
+
+	"github.com/chat5202ol/mop/pkg/api"
 )
 
 // RPCName names a request/reply call answered by api-rest for api-ws.
@@ -86,7 +88,7 @@ type ContactsReply struct {
 }
 
 // PresenceVisibleRequest asks whose presence UserID may see among UserIDs
-// (at most MaxPresenceQueryUserIDs).
+// (at most api.MaxPresenceQueryUserIDs).
 type PresenceVisibleRequest struct {
 	UserID  string   `json:"user_id"`
 	UserIDs []string `json:"user_ids"`
@@ -96,13 +98,6 @@ type PresenceVisibleRequest struct {
 type PresenceVisibleReply struct {
 	UserIDs []string `json:"user_ids"`
 }
-
-// Presence visibility settings (GET/PUT /users/me/privacy).
-const (
-	PresenceEverybody = "everybody"
-	PresenceContacts  = "contacts"
-	PresenceNobody    = "nobody"
-)
 
 // SessionRequest asks whether a session is still active.
 type SessionRequest struct {
@@ -117,32 +112,11 @@ type SessionReply struct {
 	UserID string `json:"user_id,omitempty"`
 }
 
-// Error codes shared by RPC replies, socket acks and REST error bodies.
-const (
-	CodeInvalidInput    = "invalid_input"
-	CodeNotFound        = "not_found"
-	CodeForbidden       = "forbidden"
-	CodeConflict        = "conflict"
-	CodePayloadTooLarge = "payload_too_large"
-	CodeRateLimited     = "rate_limited"
-	CodeUnavailable     = "unavailable"
-	CodeInternal        = "internal"
-)
-
-// RPCError is the error part of a reply (and of a socket ack).
-type RPCError struct {
-	Code    string         `json:"code"`
-	Message string         `json:"message"`
-	Details map[string]any `json:"details,omitempty"`
-}
-
-func (e *RPCError) Error() string { return e.Code + ": " + e.Message }
-
 // Reply is the body of every RPC answer: {ok:true, data} or {ok:false, error}.
 type Reply struct {
 	OK    bool            `json:"ok"`
 	Data  json.RawMessage `json:"data,omitempty"`
-	Error *RPCError       `json:"error,omitempty"`
+	Error *api.Error      `json:"error,omitempty"`
 }
 
 // OKReply encodes a successful answer.
@@ -156,11 +130,11 @@ func OKReply(data any) ([]byte, error) {
 
 // ErrorReply encodes a failed answer.
 func ErrorReply(code, message string, details map[string]any) []byte {
-	b, _ := json.Marshal(Reply{OK: false, Error: &RPCError{Code: code, Message: message, Details: details}})
+	b, _ := json.Marshal(Reply{OK: false, Error: &api.Error{Code: code, Message: message, Details: details}})
 	return b
 }
 
-// DecodeReply parses an answer into out; a failed answer is returned as *RPCError.
+// DecodeReply parses an answer into out; a failed answer is returned as *api.Error.
 func DecodeReply(b []byte, out any) error {
 	var r Reply
 	if err := json.Unmarshal(b, &r); err != nil {
@@ -168,7 +142,7 @@ func DecodeReply(b []byte, out any) error {
 	}
 	if !r.OK {
 		if r.Error == nil {
-			return &RPCError{Code: CodeInternal, Message: "reply without error"}
+			return api.Fail(api.CodeInternal, "reply without error")
 		}
 		return r.Error
 	}

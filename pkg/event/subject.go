@@ -87,23 +87,14 @@ func (s Subjects) Stream() string {
 // Stream tuning. The duplicate window must exceed the longest time an outbox row
 // can wait for a retry after a crash, or a re-published event is delivered twice.
 const (
-	StreamMaxAge            = 7 * 24 * time.Hour
-	StreamDuplicateWindow   = 30 * time.Minute
-	StreamMaxMsgSize        = 1 << 20
-	RevokedSessionsTTL      = 2 * time.Hour // longer than any access token lives
-	PresenceTTL             = 45 * time.Second
-	PresenceHeartbeat       = 15 * time.Second
-	DefaultRPCTimeout       = 5 * time.Second
-	DefaultAccessTokenTTL   = 15 * time.Minute
-	MaxMessageBodyBytes     = 16 << 10
-	MaxClientMsgIDBytes     = 64
-	MaxConversationMembers  = 10000
-	MaxPresenceQueryUserIDs = 500
-	// MaxPresenceSubscriptions bounds the presence subscriptions of one
-	// socket (default ones included); MaxDirectPresencePartners bounds the
-	// default ones (the most recently active direct conversations).
-	MaxPresenceSubscriptions  = 500
-	MaxDirectPresencePartners = 100
+	StreamMaxAge          = 7 * 24 * time.Hour
+	StreamDuplicateWindow = 30 * time.Minute
+	StreamMaxMsgSize      = 1 << 20
+	RevokedSessionsTTL    = 2 * time.Hour // longer than any access token lives
+	PresenceTTL           = 45 * time.Second
+	PresenceHeartbeat     = 15 * time.Second
+	DefaultRPCTimeout     = 5 * time.Second
+	DefaultAccessTokenTTL = 15 * time.Minute
 )
 
 // StreamConfig is the configuration of the events stream; Replicas is 1 here and

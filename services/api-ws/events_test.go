@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/services/api-ws/internal/wstest"
 )
@@ -69,7 +70,7 @@ func (s *stack) fakeRest() *fakeRest {
 		defer f.mu.Unlock()
 		return slices.Contains(f.members[conv], user)
 	}
-	notFound := event.ErrorReply(event.CodeNotFound, "conversation not found", nil)
+	notFound := event.ErrorReply(api.CodeNotFound, "conversation not found", nil)
 	s.respond(event.RPCMembers, func(b []byte) []byte {
 		var r event.MembersRequest
 		_ = json.Unmarshal(b, &r)
@@ -87,7 +88,7 @@ func (s *stack) fakeRest() *fakeRest {
 			return notFound
 		}
 		if strings.TrimSpace(r.Body) == "" {
-			return event.ErrorReply(event.CodeInvalidInput, "body is empty", map[string]any{"fields": map[string]string{"body": "required"}})
+			return event.ErrorReply(api.CodeInvalidInput, "body is empty", map[string]any{"fields": map[string]string{"body": "required"}})
 		}
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -388,7 +389,7 @@ func TestPresenceSubscribeInput(t *testing.T) {
 	inst := s.start(nil)
 	s.fakeRest()
 	alice := s.dial(inst, "alice", "sa")
-	many := make([]string, event.MaxPresenceQueryUserIDs)
+	many := make([]string, api.MaxPresenceQueryUserIDs)
 	for i := range many {
 		many[i] = fmt.Sprintf("u%03d", i)
 	}

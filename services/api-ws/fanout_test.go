@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/services/api-ws/internal/wstest"
 )
@@ -107,7 +108,7 @@ func TestFanoutEventTypes(t *testing.T) {
 	// Presence goes to subscribed sockets, never by recipients (alice has
 	// no subscription); privacy.updated is for api-ws itself.
 	s.publish(event.Presence, []string{"alice"}, "", event.PresenceState{UserID: "bob", Online: true})
-	s.publish(event.PrivacyUpdated, []string{"alice"}, "", event.PrivacyChange{UserID: "alice", Presence: event.PresenceNobody})
+	s.publish(event.PrivacyUpdated, []string{"alice"}, "", event.PrivacyChange{UserID: "alice", Presence: api.PresenceNobody})
 	s.publish(event.MessageUpdated, []string{"alice"}, "c1", event.Message{Body: "sentinel"})
 	if got := collect(t, c); len(got) != 0 {
 		t.Fatalf("unexpected events %v", got)

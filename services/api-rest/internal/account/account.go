@@ -16,18 +16,19 @@ import (
 
 	"github.com/alexedwards/argon2id"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/auth"
 	"github.com/chat5202ol/mop/pkg/event"
-	"github.com/chat5202ol/mop/services/api-rest/internal/input"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store"
 )
 
-// Errors of this package; the HTTP layer maps them with the store's sentinels.
+// Errors of this package, coded for clients like the store's.
 var (
-	ErrInvalidCredentials = errors.New("invalid username or password")
-	ErrRefreshInvalid     = errors.New("refresh token invalid")
+	ErrInvalidCredentials = api.Fail(api.CodeInvalidCredentials, "wrong username or password")
+	ErrRefreshInvalid     = api.Fail(api.CodeRefreshInvalid, "the refresh token is invalid or expired")
 	// ErrUsernameTaken is a conflict with a reason clients can show.
-	ErrUsernameTaken = fmt.Errorf("username taken: %w", store.ErrConflict)
+	ErrUsernameTaken = &api.Error{Code: api.CodeConflict, Message: "the username is taken", Details: map[string]any{
+		"reason": "username_taken", "fields": map[string]string{"username": "is taken"}}}
 )
 
 // tokenType is the token_type of every AuthResult.
@@ -97,25 +98,13 @@ func New(opts Options) (*Service, error) {
 	return s, nil
 }
 
-// Registration is the body of POST /auth/register.
-type Registration struct {
-	Username    string `json:"username"`
-	Password    string `json:"password"`
-	DisplayName string `json:"display_name"`
-	// UserAgent labels the new session (set by the transport, not the body).
-	UserAgent string `json:"-"`
-}
-
-// Register creates a user and a first session.
-func (s *Service) Register(ctx context.Context, in Registration) (Result, error) {
-	username := input.NormalizeUsername(in.Username)
-	p := input.Problems{}
-	p.Check("username", input.Username(username))
-	p.Check("password", input.Password(in.Password))
-	p.Check("display_name", input.Text(in.DisplayName, input.MaxDisplayName))
-	if err := p.Err(); err != nil {
+// Register creates a user and a first session, labelled with the client's
+// User-Agent header.
+func (s *Service) Register(ctx context.Context, in api.Register, userAgent string) (Result, error) {
+	if err := in.Validate(); err != nil {
 		return Result{}, err
 	}
+	username := api.NormalizeUsername(in.Username)
 	hash, err := s.hashPassword(ctx, in.Password)
 	if err != nil {
 		return Result{}, err
@@ -131,29 +120,17 @@ func (s *Service) Register(ctx context.Context, in Registration) (Result, error)
 	if err != nil {
 		return Result{}, fmt.Errorf("register %s: %w", username, err)
 	}
-	return s.startSession(ctx, u, in.UserAgent, hash)
-}
-
-// Credentials is the body of POST /auth/login.
-type Credentials struct {
-	Username string `json:"username"`
-	Password string `json:"password"`
-	// UserAgent labels the new session (set by the transport, not the body).
-	UserAgent string `json:"-"`
+	return s.startSession(ctx, u, userAgent, hash)
 }
 
 // Login checks credentials and starts a session. Every failure after
 // validation is ErrInvalidCredentials and costs one password hash, so neither
 // the answer nor its timing tells whether the username exists.
-func (s *Service) Login(ctx context.Context, in Credentials) (Result, error) {
-	p := input.Problems{}
-	p.Check("username", input.Required(in.Username))
-	p.Check("username", input.Storable(in.Username))
-	p.Check("password", input.Required(in.Password))
-	if err := p.Err(); err != nil {
+func (s *Service) Login(ctx context.Context, in api.Login, userAgent string) (Result, error) {
+	if err := in.Validate(); err != nil {
 		return Result{}, err
 	}
-	username := input.NormalizeUsername(in.Username)
+	username := api.NormalizeUsername(in.Username)
 	u, hash, err := s.st.UserByUsername(ctx, username)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -168,7 +145,7 @@ func (s *Service) Login(ctx context.Context, in Credentials) (Result, error) {
 	if !ok || hash == s.dummy {
 		return Result{}, ErrInvalidCredentials
 	}
-	res, err := s.startSession(ctx, u, in.UserAgent, hash)
+	res, err := s.startSession(ctx, u, userAgent, hash)
 	if errors.Is(err, store.ErrInvalid) {
 		// The password changed or the account was deleted while it was checked.
 		return Result{}, ErrInvalidCredentials
@@ -178,7 +155,7 @@ func (s *Service) Login(ctx context.Context, in Credentials) (Result, error) {
 
 // Refresh spends a refresh token and returns a new pair for the same session.
 func (s *Service) Refresh(ctx context.Context, token string) (Result, error) {
-	if len(token) > input.MaxRefresh {
+	if len(token) > api.MaxRefresh {
 		return Result{}, ErrRefreshInvalid
 	}
 	next, nextHash, err := auth.NewOpaqueToken()

@@ -2,19 +2,18 @@ package account
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/event"
-	"github.com/chat5202ol/mop/services/api-rest/internal/input"
 )
 
 // ErrWrongPassword is a failed re-authentication of a signed-in user (change
 // password, delete account). It is not a 401: the caller's token is fine.
-var ErrWrongPassword = errors.New("wrong password")
+var ErrWrongPassword = api.Fail(api.CodeInvalidCredentials, "the password is wrong")
 
 // ReasonRevoked is the revocation reason of a session its owner ended from
 // another device.
@@ -73,20 +72,10 @@ func (s *Service) RevokeSession(ctx context.Context, userID, sessionID string) e
 	return nil
 }
 
-// PasswordChange is the body of POST /users/me/password.
-type PasswordChange struct {
-	CurrentPassword string `json:"current_password"`
-	NewPassword     string `json:"new_password"`
-}
-
 // ChangePassword re-authenticates the user with the current password, stores
 // the new one and revokes every other session; the caller's stays.
-func (s *Service) ChangePassword(ctx context.Context, userID, sessionID string, in PasswordChange) error {
-	p := input.Problems{}
-	p.Check("current_password", input.Required(in.CurrentPassword))
-	p.Check("current_password", input.Storable(in.CurrentPassword))
-	p.Check("new_password", input.Password(in.NewPassword))
-	if err := p.Err(); err != nil {
+func (s *Service) ChangePassword(ctx context.Context, userID, sessionID string, in api.PasswordChange) error {
+	if err := in.Validate(); err != nil {
 		return err
 	}
 	if err := s.reauthenticate(ctx, userID, in.CurrentPassword); err != nil {
@@ -122,38 +111,18 @@ func (s *Service) reauthenticate(ctx context.Context, userID, password string) e
 	return nil
 }
 
-// Profile is the body of PATCH /users/me.
-type Profile struct {
-	DisplayName *string `json:"display_name"`
-}
-
 // UpdateProfile changes the user's display name.
-func (s *Service) UpdateProfile(ctx context.Context, userID string, in Profile) (event.User, error) {
-	if in.DisplayName == nil {
-		return event.User{}, input.Problems{"display_name": "is required"}
-	}
-	name := strings.TrimSpace(*in.DisplayName)
-	p := input.Problems{}
-	p.Check("display_name", input.Required(name))
-	p.Check("display_name", input.Text(name, input.MaxDisplayName))
-	if err := p.Err(); err != nil {
+func (s *Service) UpdateProfile(ctx context.Context, userID string, in api.ProfileUpdate) (event.User, error) {
+	if err := in.Validate(); err != nil {
 		return event.User{}, err
 	}
-	return s.st.SetDisplayName(ctx, userID, name)
-}
-
-// Deletion is the body of DELETE /users/me.
-type Deletion struct {
-	Password string `json:"password"`
+	return s.st.SetDisplayName(ctx, userID, in.Name())
 }
 
 // DeleteAccount re-authenticates the user and deletes the account
 // (docs/decisions/account-deletion.md); every session is revoked at once.
-func (s *Service) DeleteAccount(ctx context.Context, userID string, in Deletion) error {
-	p := input.Problems{}
-	p.Check("password", input.Required(in.Password))
-	p.Check("password", input.Storable(in.Password))
-	if err := p.Err(); err != nil {
+func (s *Service) DeleteAccount(ctx context.Context, userID string, in api.AccountDeletion) error {
+	if err := in.Validate(); err != nil {
 		return err
 	}
 	if err := s.reauthenticate(ctx, userID, in.Password); err != nil {

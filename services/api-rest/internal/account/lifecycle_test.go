@@ -5,8 +5,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/services/api-rest/internal/account"
-	"github.com/chat5202ol/mop/services/api-rest/internal/input"
 )
 
 // FuzzUserAgent: whatever header a client sends, the stored label is
@@ -18,7 +18,7 @@ func FuzzUserAgent(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, header string) {
 		ua := account.UserAgent(header)
-		if problem := input.Storable(ua); problem != "" {
+		if problem := api.Storable(ua); problem != "" {
 			t.Fatalf("%q -> %q: %s", header, ua, problem)
 		}
 		if len(ua) > 256 || strings.IndexFunc(ua, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {

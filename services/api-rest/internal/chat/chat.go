@@ -13,21 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/event"
-	"github.com/chat5202ol/mop/services/api-rest/internal/input"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store"
-)
-
-// History limits of docs/api.md.
-const (
-	DefaultHistoryLimit = 50
-	MaxHistoryLimit     = 200
-	DefaultSearchLimit  = 20
-	MaxSearchLimit      = 100
-	// GET /conversations page size: the default covers most people's whole
-	// list, so clients that do not page see what they saw before paging.
-	DefaultConversationLimit = 100
-	MaxConversationLimit     = 200
 )
 
 // Service applies the rules; it keeps no state besides the store.
@@ -38,41 +26,14 @@ type Service struct {
 // New returns a Service over st.
 func New(st store.Store) *Service { return &Service{st: st} }
 
-// NewConversation is the body of POST /conversations.
-type NewConversation struct {
-	Type      string   `json:"type"`
-	MemberIDs []string `json:"member_ids"`
-	Title     string   `json:"title"`
-}
-
 // CreateConversation creates a conversation of userID with the given members;
 // an existing direct conversation between the two is returned with created=false.
-func (s *Service) CreateConversation(ctx context.Context, userID string, in NewConversation) (event.Conversation, bool, error) {
-	p := input.Problems{}
-	ids, problem := input.IDs(in.MemberIDs, event.MaxConversationMembers-1)
-	p.Check("member_ids", problem)
-	others := ids[:0:0]
-	for _, id := range ids {
-		if id != userID { // the creator is always a member
-			others = append(others, id)
-		}
+func (s *Service) CreateConversation(ctx context.Context, userID string, in api.NewConversation) (event.Conversation, bool, error) {
+	if err := in.Validate(); err != nil {
+		return event.Conversation{}, false, err
 	}
-	switch in.Type {
-	case event.ConversationDirect:
-		if problem == "" && len(others) != 1 {
-			p.Check("member_ids", "a direct conversation needs exactly one other user")
-		}
-		if in.Title != "" {
-			p.Check("title", "must be empty for a direct conversation")
-		}
-	case event.ConversationGroup:
-		p.Check("title", input.Text(in.Title, input.MaxTitle))
-	case "":
-		p.Check("type", "is required")
-	default:
-		p.Check("type", `must be "direct" or "group"`)
-	}
-	if err := p.Err(); err != nil {
+	others, err := in.Others(userID)
+	if err != nil {
 		return event.Conversation{}, false, err
 	}
 	c, created, err := s.st.CreateConversation(ctx, store.NewConversation{
@@ -148,7 +109,7 @@ func ParseCursor(cursor string) (time.Time, string, error) {
 		return time.Time{}, "", errCursor
 	}
 	us, id, ok := strings.Cut(string(raw), ".")
-	if !ok || !input.IsID(id) {
+	if !ok || !api.IsID(id) {
 		return time.Time{}, "", errCursor
 	}
 	n, err := strconv.ParseInt(us, 10, 64)
@@ -158,22 +119,14 @@ func ParseCursor(cursor string) (time.Time, string, error) {
 	return time.UnixMicro(n).UTC(), id, nil
 }
 
-// NewMembers is the body of POST /conversations/{id}/members.
-type NewMembers struct {
-	UserIDs []string `json:"user_ids"`
-}
-
 // AddMembers adds users to a group conversation on behalf of actorID.
-func (s *Service) AddMembers(ctx context.Context, actorID, conversationID string, in NewMembers) ([]event.Member, error) {
+func (s *Service) AddMembers(ctx context.Context, actorID, conversationID string, in api.NewMembers) ([]event.Member, error) {
 	if err := findable(conversationID); err != nil {
 		return nil, err
 	}
-	ids, problem := input.IDs(in.UserIDs, event.MaxConversationMembers)
-	if problem == "" && len(ids) == 0 {
-		problem = "must name at least one user"
-	}
-	if problem != "" {
-		return nil, input.Problems{"user_ids": problem}
+	ids, err := in.IDs()
+	if err != nil {
+		return nil, err
 	}
 	ms, err := s.st.AddMembers(ctx, actorID, conversationID, ids)
 	if err != nil {
@@ -236,8 +189,8 @@ func (s *Service) PresenceAudience(ctx context.Context, userID string) ([]string
 // DirectPartners lists userID's direct-conversation partners, most recently
 // active first, at most limit (1..MaxDirectPresencePartners).
 func (s *Service) DirectPartners(ctx context.Context, userID string, limit int) ([]string, error) {
-	if limit < 1 || limit > event.MaxDirectPresencePartners {
-		return nil, input.Problems{"limit": fmt.Sprintf("must be 1..%d", event.MaxDirectPresencePartners)}
+	if limit < 1 || limit > api.MaxDirectPresencePartners {
+		return nil, api.Invalid("limit", fmt.Sprintf("must be 1..%d", api.MaxDirectPresencePartners))
 	}
 	ids, err := s.st.DirectPartners(ctx, userID, limit)
 	if err != nil {
@@ -251,12 +204,12 @@ func (s *Service) DirectPartners(ctx context.Context, userID string, limit int) 
 func (s *Service) PresenceVisibleTo(ctx context.Context, viewerID string, userIDs []string) ([]string, error) {
 	ids := make([]string, 0, len(userIDs))
 	for _, id := range userIDs {
-		if input.IsID(id) {
+		if api.IsID(id) {
 			ids = append(ids, id)
 		}
 	}
-	if len(ids) > event.MaxPresenceQueryUserIDs {
-		return nil, input.Problems{"user_ids": fmt.Sprintf("must have at most %d entries", event.MaxPresenceQueryUserIDs)}
+	if len(ids) > api.MaxPresenceQueryUserIDs {
+		return nil, api.Invalid("user_ids", fmt.Sprintf("must have at most %d entries", api.MaxPresenceQueryUserIDs))
 	}
 	visible, err := s.st.PresenceVisibleTo(ctx, viewerID, ids)
 	if err != nil {
@@ -265,30 +218,22 @@ func (s *Service) PresenceVisibleTo(ctx context.Context, viewerID string, userID
 	return visible, nil
 }
 
-// Privacy is the body and answer of GET/PUT /users/me/privacy.
-type Privacy struct {
-	Presence string `json:"presence"`
-}
-
 // Privacy returns userID's privacy settings.
-func (s *Service) Privacy(ctx context.Context, userID string) (Privacy, error) {
+func (s *Service) Privacy(ctx context.Context, userID string) (api.Privacy, error) {
 	v, err := s.st.PresenceVisibility(ctx, userID)
 	if err != nil {
-		return Privacy{}, err
+		return api.Privacy{}, err
 	}
-	return Privacy{Presence: v}, nil
+	return api.Privacy{Presence: v}, nil
 }
 
 // SetPrivacy replaces userID's privacy settings.
-func (s *Service) SetPrivacy(ctx context.Context, userID string, in Privacy) (Privacy, error) {
-	switch in.Presence {
-	case event.PresenceEverybody, event.PresenceContacts, event.PresenceNobody:
-	default:
-		return Privacy{}, input.Problems{"presence": fmt.Sprintf("must be %q, %q or %q",
-			event.PresenceEverybody, event.PresenceContacts, event.PresenceNobody)}
+func (s *Service) SetPrivacy(ctx context.Context, userID string, in api.Privacy) (api.Privacy, error) {
+	if err := in.Validate(); err != nil {
+		return api.Privacy{}, err
 	}
 	if err := s.st.SetPresenceVisibility(ctx, userID, in.Presence); err != nil {
-		return Privacy{}, err
+		return api.Privacy{}, err
 	}
 	return in, nil
 }
@@ -322,7 +267,7 @@ func (s *Service) SearchUsers(ctx context.Context, query string, limit int) ([]e
 // never reaches the store and, like an unknown id, reveals nothing.
 func findable(ids ...string) error {
 	for _, id := range ids {
-		if !input.IsID(id) {
+		if !api.IsID(id) {
 			return fmt.Errorf("id %.64q: %w", id, store.ErrNotFound)
 		}
 	}

@@ -4,27 +4,18 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/event"
-	"github.com/chat5202ol/mop/services/api-rest/internal/input"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store"
 )
 
-// NewMessage is the body of POST /conversations/{id}/messages.
-type NewMessage struct {
-	Body        string `json:"body"`
-	ClientMsgID string `json:"client_msg_id"`
-}
-
 // Send persists a message of userID. With a client_msg_id the sender used
 // before in the conversation, the stored message comes back with created=false.
-func (s *Service) Send(ctx context.Context, userID, conversationID string, in NewMessage) (event.Message, bool, error) {
+func (s *Service) Send(ctx context.Context, userID, conversationID string, in api.NewMessage) (event.Message, bool, error) {
 	if err := findable(conversationID); err != nil {
 		return event.Message{}, false, err
 	}
-	p := input.Problems{}
-	p.Check("body", input.MessageBody(in.Body))
-	p.Check("client_msg_id", input.ClientMsgID(in.ClientMsgID))
-	if err := p.Err(); err != nil {
+	if err := in.Validate(); err != nil {
 		return event.Message{}, false, err
 	}
 	m, created, err := s.st.CreateMessage(ctx, store.NewMessage{
@@ -36,18 +27,13 @@ func (s *Service) Send(ctx context.Context, userID, conversationID string, in Ne
 	return m, created, nil
 }
 
-// Edit is the body of PATCH /conversations/{id}/messages/{message_id}.
-type Edit struct {
-	Body string `json:"body"`
-}
-
 // EditMessage replaces the body of userID's own message.
-func (s *Service) EditMessage(ctx context.Context, userID, conversationID, messageID string, in Edit) (event.Message, error) {
+func (s *Service) EditMessage(ctx context.Context, userID, conversationID, messageID string, in api.MessageEdit) (event.Message, error) {
 	if err := findable(conversationID, messageID); err != nil {
 		return event.Message{}, err
 	}
-	if problem := input.MessageBody(in.Body); problem != "" {
-		return event.Message{}, input.Problems{"body": problem}
+	if err := in.Validate(); err != nil {
+		return event.Message{}, err
 	}
 	m, err := s.st.EditMessage(ctx, userID, conversationID, messageID, in.Body)
 	if err != nil {
@@ -113,22 +99,14 @@ func (s *Service) History(ctx context.Context, userID, conversationID string, c 
 	return ms, more, nil
 }
 
-// Read is the body of POST /conversations/{id}/read.
-type Read struct {
-	Seq *int64 `json:"seq"`
-}
-
 // MarkRead moves userID's read marker forward (never backwards, clamped to the
 // last seq) and returns the stored marker.
-func (s *Service) MarkRead(ctx context.Context, userID, conversationID string, in Read) (event.ReadMarker, error) {
+func (s *Service) MarkRead(ctx context.Context, userID, conversationID string, in api.Read) (event.ReadMarker, error) {
 	if err := findable(conversationID); err != nil {
 		return event.ReadMarker{}, err
 	}
-	switch {
-	case in.Seq == nil:
-		return event.ReadMarker{}, input.Problems{"seq": "is required"}
-	case *in.Seq < 0:
-		return event.ReadMarker{}, input.Problems{"seq": "must not be negative"}
+	if err := in.Validate(); err != nil {
+		return event.ReadMarker{}, err
 	}
 	r, err := s.st.MarkRead(ctx, userID, conversationID, *in.Seq)
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chat5202ol/mop/pkg/event"
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/logging"
 	"github.com/chat5202ol/mop/services/api-rest/internal/outbox"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store"
@@ -55,7 +55,7 @@ func fill(b *testing.B, st *store.DB, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c, _, err := st.CreateConversation(ctx, store.NewConversation{Type: event.ConversationGroup, CreatorID: u.ID})
+	c, _, err := st.CreateConversation(ctx, store.NewConversation{Type: api.ConversationGroup, CreatorID: u.ID})
 	if err != nil {
 		b.Fatal(err)
 	}

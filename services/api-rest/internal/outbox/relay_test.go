@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/bus"
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/pkg/logging"
@@ -187,7 +188,7 @@ func (h *harness) chat(n int) (alice, bob event.User, conv event.Conversation) {
 	if bob, err = h.st.CreateUser(ctx, store.NewUser{Username: "bob", PasswordHash: "h"}); err != nil {
 		h.t.Fatal(err)
 	}
-	if conv, _, err = h.st.CreateConversation(ctx, store.NewConversation{Type: event.ConversationDirect, CreatorID: alice.ID, MemberIDs: []string{bob.ID}}); err != nil {
+	if conv, _, err = h.st.CreateConversation(ctx, store.NewConversation{Type: api.ConversationDirect, CreatorID: alice.ID, MemberIDs: []string{bob.ID}}); err != nil {
 		h.t.Fatal(err)
 	}
 	for i := range n {
@@ -224,7 +225,7 @@ func TestRelayPublishes(t *testing.T) {
 		if _, err := h.st.MarkRead(h.ctx, bob.ID, conv.ID, 30); err != nil {
 			t.Fatal(err)
 		}
-		g, _, err := h.st.CreateConversation(h.ctx, store.NewConversation{Type: event.ConversationGroup, CreatorID: alice.ID})
+		g, _, err := h.st.CreateConversation(h.ctx, store.NewConversation{Type: api.ConversationGroup, CreatorID: alice.ID})
 		if err != nil {
 			t.Fatal(err)
 		}

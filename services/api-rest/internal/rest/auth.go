@@ -7,8 +7,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/services/api-rest/internal/account"
-	"github.com/chat5202ol/mop/services/api-rest/internal/input"
 )
 
 // Rate-limit scopes (metric label values).
@@ -28,12 +28,11 @@ func (s *server) registerUser(c *gin.Context) error {
 	if wait := s.register.Allow(c.ClientIP()); wait > 0 {
 		return s.limited(scopeRegister, wait)
 	}
-	var in account.Registration
+	var in api.Register
 	if err := bind(c, &in); err != nil {
 		return err
 	}
-	in.UserAgent = c.Request.UserAgent()
-	res, err := s.opts.Accounts.Register(c.Request.Context(), in)
+	res, err := s.opts.Accounts.Register(c.Request.Context(), in, c.Request.UserAgent())
 	if err != nil {
 		return err
 	}
@@ -48,15 +47,14 @@ func (s *server) login(c *gin.Context) error {
 	if wait := s.loginIP.Allow(c.ClientIP()); wait > 0 {
 		return s.limited(scopeLoginIP, wait)
 	}
-	var in account.Credentials
+	var in api.Login
 	if err := bind(c, &in); err != nil {
 		return err
 	}
-	in.UserAgent = c.Request.UserAgent()
-	username := input.NormalizeUsername(in.Username)
+	username := api.NormalizeUsername(in.Username)
 	var res account.Result
 	err := s.passwordCheck(username, account.ErrInvalidCredentials, func() (err error) {
-		res, err = s.opts.Accounts.Login(c.Request.Context(), in)
+		res, err = s.opts.Accounts.Login(c.Request.Context(), in, c.Request.UserAgent())
 		return err
 	})
 	if err != nil {
@@ -84,18 +82,13 @@ func (s *server) passwordCheck(username string, wrong error, check func() error)
 	return err
 }
 
-// Refresh is the body of POST /auth/refresh.
-type Refresh struct {
-	RefreshToken string `json:"refresh_token"`
-}
-
 func (s *server) refresh(c *gin.Context) error {
-	var in Refresh
+	var in api.Refresh
 	if err := bind(c, &in); err != nil {
 		return err
 	}
-	if problem := input.Required(in.RefreshToken); problem != "" {
-		return input.Problems{"refresh_token": problem}
+	if err := in.Validate(); err != nil {
+		return err
 	}
 	res, err := s.opts.Accounts.Refresh(c.Request.Context(), in.RefreshToken)
 	if err != nil {

@@ -116,7 +116,7 @@ func TestBadInputEveryEndpoint(t *testing.T) {
 					bad{"missing field", req{Body: ep.missing}, 400, "invalid_input"},
 					bad{"text/plain", req{Body: ep.valid, Header: map[string]string{"Content-Type": "text/plain"}}, 415, "unsupported_media_type"},
 					bad{"no content type", req{Body: ep.valid, Header: map[string]string{"Content-Type": ""}}, 415, "unsupported_media_type"},
-					bad{"oversize", req{Body: `{"body":"` + strings.Repeat("a", 70<<10) + `"}`}, 413, "body_too_large"},
+					bad{"oversize", req{Body: `{"body":"` + strings.Repeat("a", 70<<10) + `"}`}, 413, "payload_too_large"},
 				)
 			}
 			if ep.nul != nil {
@@ -156,7 +156,7 @@ func TestBadInputEveryEndpoint(t *testing.T) {
 					rec := httptest.NewRecorder()
 					e.h.ServeHTTP(rec, hr)
 					_, _ = io.Copy(io.Discard, pr) // unblock the writer if the handler stopped reading
-					expectError(t, rec, 413, "body_too_large")
+					expectError(t, rec, 413, "payload_too_large")
 				})
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store/storetest"
 )
@@ -149,15 +150,18 @@ func TestMessages(t *testing.T) {
 			t.Fatalf("bob's message seq %d", bobs.Seq)
 		}
 		for _, tc := range []struct {
-			name string
-			body map[string]string
+			name   string
+			body   map[string]string
+			status int
+			code   string
 		}{
-			{"blank", map[string]string{"body": " \n\t"}},
-			{"too long", map[string]string{"body": strings.Repeat("a", event.MaxMessageBodyBytes+1)}},
-			{"client id too long", map[string]string{"body": "x", "client_msg_id": fmt.Sprintf("%065d", 1)}},
+			{"blank", map[string]string{"body": " \n\t"}, 400, "invalid_input"},
+			// The socket's code for the same rule (docs/api.md).
+			{"too long", map[string]string{"body": strings.Repeat("a", api.MaxMessageBodyBytes+1)}, 413, "payload_too_large"},
+			{"client id too long", map[string]string{"body": "x", "client_msg_id": fmt.Sprintf("%065d", 1)}, 400, "invalid_input"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				expectError(t, e.do(req{Method: "POST", Path: m, Token: alice.Access, Body: tc.body}), 400, "invalid_input")
+				expectError(t, e.do(req{Method: "POST", Path: m, Token: alice.Access, Body: tc.body}), tc.status, tc.code)
 			})
 		}
 		// encoding/json would quietly turn invalid UTF-8 into U+FFFD: refuse it instead.

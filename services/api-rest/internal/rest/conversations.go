@@ -7,11 +7,12 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/services/api-rest/internal/chat"
 )
 
 func (s *server) createConversation(c *gin.Context) error {
-	var in chat.NewConversation
+	var in api.NewConversation
 	if err := bind(c, &in); err != nil {
 		return err
 	}
@@ -24,16 +25,16 @@ func (s *server) createConversation(c *gin.Context) error {
 }
 
 func (s *server) conversations(c *gin.Context) error {
-	bad := queryError{}
-	limit := intParam(c, bad, "limit", chat.DefaultConversationLimit, 1, chat.MaxConversationLimit)
+	bad := api.Problems{}
+	limit := intParam(c, bad, "limit", api.DefaultConversationLimit, 1, api.MaxConversationLimit)
 	before, given := c.GetQuery("before")
 	if given {
 		if _, _, err := chat.ParseCursor(before); err != nil {
 			bad["before"] = err.Error()
 		}
 	}
-	if len(bad) > 0 {
-		return bad
+	if err := badQuery(bad); err != nil {
+		return err
 	}
 	list, err := s.opts.Chat.Conversations(c.Request.Context(), userID(c), before, int(limit))
 	if err != nil {
@@ -53,7 +54,7 @@ func (s *server) conversation(c *gin.Context) error {
 }
 
 func (s *server) addMembers(c *gin.Context) error {
-	var in chat.NewMembers
+	var in api.NewMembers
 	if err := bind(c, &in); err != nil {
 		return err
 	}
@@ -74,7 +75,7 @@ func (s *server) removeMember(c *gin.Context) error {
 }
 
 func (s *server) sendMessage(c *gin.Context) error {
-	var in chat.NewMessage
+	var in api.NewMessage
 	if err := bind(c, &in); err != nil {
 		return err
 	}
@@ -87,21 +88,21 @@ func (s *server) sendMessage(c *gin.Context) error {
 }
 
 func (s *server) history(c *gin.Context) error {
-	bad := queryError{}
-	cur := chat.Cursor{Limit: int(intParam(c, bad, "limit", chat.DefaultHistoryLimit, 1, chat.MaxHistoryLimit))}
+	bad := api.Problems{}
+	cur := chat.Cursor{Limit: int(intParam(c, bad, "limit", api.DefaultHistoryLimit, 1, api.MaxHistoryLimit))}
 	if _, ok := c.GetQuery("after_seq"); ok {
-		v := intParam(c, bad, "after_seq", 0, 0, maxSeq)
+		v := intParam(c, bad, "after_seq", 0, 0, api.MaxSeq)
 		cur.AfterSeq = &v
 	}
 	if _, ok := c.GetQuery("before_seq"); ok {
-		v := intParam(c, bad, "before_seq", 0, 1, maxSeq)
+		v := intParam(c, bad, "before_seq", 0, 1, api.MaxSeq)
 		cur.BeforeSeq = &v
 	}
 	if cur.AfterSeq != nil && cur.BeforeSeq != nil {
 		bad["before_seq"] = "cannot be combined with after_seq"
 	}
-	if len(bad) > 0 {
-		return bad
+	if err := badQuery(bad); err != nil {
+		return err
 	}
 	ms, more, err := s.opts.Chat.History(c.Request.Context(), userID(c), c.Param("id"), cur)
 	if err != nil {
@@ -112,7 +113,7 @@ func (s *server) history(c *gin.Context) error {
 }
 
 func (s *server) editMessage(c *gin.Context) error {
-	var in chat.Edit
+	var in api.MessageEdit
 	if err := bind(c, &in); err != nil {
 		return err
 	}
@@ -133,7 +134,7 @@ func (s *server) deleteMessage(c *gin.Context) error {
 }
 
 func (s *server) markRead(c *gin.Context) error {
-	var in chat.Read
+	var in api.Read
 	if err := bind(c, &in); err != nil {
 		return err
 	}
@@ -154,12 +155,9 @@ func createdOrOK(created bool) int {
 	return http.StatusOK
 }
 
-// maxSeq keeps cursors within what JSON clients (float64) represent exactly.
-const maxSeq = 1<<53 - 1
-
 // intParam parses an optional integer query parameter within [lo, hi]; a
 // problem is recorded in bad and def returned.
-func intParam(c *gin.Context, bad queryError, name string, def, lo, hi int64) int64 {
+func intParam(c *gin.Context, bad api.Problems, name string, def, lo, hi int64) int64 {
 	raw, ok := c.GetQuery(name)
 	if !ok {
 		return def

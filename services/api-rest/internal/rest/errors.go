@@ -9,27 +9,33 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/auth"
-	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/services/api-rest/internal/account"
-	"github.com/chat5202ol/mop/services/api-rest/internal/input"
 	"github.com/chat5202ol/mop/services/api-rest/internal/limit"
-	"github.com/chat5202ol/mop/services/api-rest/internal/store"
 )
 
 // Errors raised by the HTTP layer itself.
 var (
-	errNoRoute     = errors.New("no such route")
-	errNoMethod    = errors.New("method not allowed")
-	errMediaType   = errors.New("Content-Type must be application/json")
-	errTooLarge    = errors.New("request body too large")
-	errForeignSite = errors.New("origin not allowed")
+	errNoRoute   = api.Fail(api.CodeNotFound, "not found")
+	errNoMethod  = api.Fail(api.CodeMethodNotAllowed, "method not allowed")
+	errMediaType = api.Fail(api.CodeUnsupportedMedia, "Content-Type must be application/json")
+	errTooLarge  = api.Fail(api.CodePayloadTooLarge, "the request body is too large")
 )
 
-// queryError is a bad URL query parameter (400 invalid_query).
-type queryError input.Problems
+// foreignSite refuses a browser request from an origin not allowed.
+func foreignSite(origin string) error {
+	return api.Failf(api.CodeForbidden, "origin not allowed: %.100q", origin)
+}
 
-func (q queryError) Error() string { return input.Problems(q).Error() }
+// badQuery is invalid_query naming the URL query parameters at fault.
+func badQuery(p api.Problems) error {
+	if len(p) == 0 {
+		return nil
+	}
+	return &api.Error{Code: api.CodeInvalidQuery, Message: "the query has invalid parameters",
+		Details: map[string]any{"fields": map[string]string(p)}}
+}
 
 // rateLimited is a refused request and when to retry.
 type rateLimited struct {
@@ -44,100 +50,87 @@ type Body struct {
 	Error Detail `json:"error"`
 }
 
-// Detail is its inner object.
+// Detail is its inner object: an api.Error whose details are always an object.
 type Detail struct {
 	Code    string         `json:"code"`
 	Message string         `json:"message"`
 	Details map[string]any `json:"details"`
 }
 
-// Codes of docs/api.md that pkg/event does not already name.
+// statuses is THE table from error code to HTTP status (docs/api.md).
+var statuses = map[string]int{
+	api.CodeInvalidJSON:        http.StatusBadRequest,
+	api.CodeInvalidInput:       http.StatusBadRequest,
+	api.CodeInvalidQuery:       http.StatusBadRequest,
+	api.CodeTokenMissing:       http.StatusUnauthorized,
+	api.CodeTokenInvalid:       http.StatusUnauthorized,
+	api.CodeTokenExpired:       http.StatusUnauthorized,
+	api.CodeSessionRevoked:     http.StatusUnauthorized,
+	api.CodeInvalidCredentials: http.StatusUnauthorized,
+	api.CodeRefreshInvalid:     http.StatusUnauthorized,
+	api.CodeRefreshReused:      http.StatusUnauthorized,
+	api.CodeForbidden:          http.StatusForbidden,
+	api.CodeNotFound:           http.StatusNotFound,
+	api.CodeMethodNotAllowed:   http.StatusMethodNotAllowed,
+	api.CodeConflict:           http.StatusConflict,
+	api.CodePayloadTooLarge:    http.StatusRequestEntityTooLarge,
+	api.CodeUnsupportedMedia:   http.StatusUnsupportedMediaType,
+	api.CodeRateLimited:        http.StatusTooManyRequests,
+	api.CodeUnavailable:        http.StatusServiceUnavailable,
+	api.CodeInternal:           http.StatusInternalServerError,
+}
+
 const (
-	codeInvalidJSON     = "invalid_json"
-	codeInvalidQuery    = "invalid_query"
-	codeSessionRevoked  = "session_revoked"
-	codeBadCredentials  = "invalid_credentials"
-	codeRefreshInvalid  = "refresh_invalid"
-	codeRefreshReused   = "refresh_reused"
-	codeBodyTooLarge    = "body_too_large"
-	codeMediaType       = "unsupported_media_type"
-	codeMethod          = "method_not_allowed"
-	codeUsernameTaken   = "username_taken"
-	bearerChallenge     = `Bearer realm="mop"`
-	bearerTokenProblem  = `Bearer realm="mop", error="invalid_token", error_description=`
-	messageInvalidInput = "the request has invalid fields"
+	bearerChallenge    = `Bearer realm="mop"`
+	bearerTokenProblem = `Bearer realm="mop", error="invalid_token", error_description=`
 )
 
-// classify is THE mapping from errors to status, code and message. Order
+// coded turns the errors of the services below into api.Errors. Order
 // matters: specific errors (which also wrap store sentinels) come first.
-func classify(err error) (int, Detail) {
-	d := func(code, msg string) Detail { return Detail{Code: code, Message: msg, Details: map[string]any{}} }
-	var (
-		problems input.Problems
-		query    queryError
-		limited  *rateLimited
-		maxBytes *http.MaxBytesError
-	)
+func coded(err error) *api.Error {
+	var limited *rateLimited
+	var maxBytes *http.MaxBytesError
+	if e, ok := api.As(err); ok {
+		return e
+	}
 	switch {
-	case errors.As(err, &problems):
-		out := d(event.CodeInvalidInput, messageInvalidInput)
-		out.Details["fields"] = map[string]string(problems)
-		return http.StatusBadRequest, out
-	case errors.As(err, &query):
-		out := d(codeInvalidQuery, "the query has invalid parameters")
-		out.Details["fields"] = map[string]string(query)
-		return http.StatusBadRequest, out
-	case errors.Is(err, input.ErrMalformed):
-		return http.StatusBadRequest, d(codeInvalidJSON, err.Error())
-	case errors.Is(err, errTooLarge), errors.As(err, &maxBytes):
-		return http.StatusRequestEntityTooLarge, d(codeBodyTooLarge, "the request body is too large")
-	case errors.Is(err, errMediaType):
-		return http.StatusUnsupportedMediaType, d(codeMediaType, err.Error())
+	case errors.As(err, &maxBytes):
+		return errTooLarge
 	case errors.As(err, &limited):
-		out := d(event.CodeRateLimited, "too many requests, retry later")
-		out.Details["retry_after"] = limit.Seconds(limited.after)
-		return http.StatusTooManyRequests, out
+		e := api.Fail(api.CodeRateLimited, "too many requests, retry later")
+		e.Details = map[string]any{"retry_after": limit.Seconds(limited.after)}
+		return e
 	case errors.Is(err, auth.ErrTokenMissing), errors.Is(err, auth.ErrTokenExpired), errors.Is(err, auth.ErrTokenInvalid):
 		code := auth.Code(err)
-		return http.StatusUnauthorized, d(code, map[string]string{
-			"token_missing": "an access token is required",
-			"token_expired": "the access token has expired",
-			"token_invalid": "the access token is invalid",
+		return api.Fail(code, map[string]string{
+			api.CodeTokenMissing: "an access token is required",
+			api.CodeTokenExpired: "the access token has expired",
+			api.CodeTokenInvalid: "the access token is invalid",
 		}[code])
-	case errors.Is(err, account.ErrInvalidCredentials):
-		return http.StatusUnauthorized, d(codeBadCredentials, "wrong username or password")
-	case errors.Is(err, account.ErrRefreshInvalid):
-		return http.StatusUnauthorized, d(codeRefreshInvalid, "the refresh token is invalid or expired")
-	case errors.Is(err, store.ErrRefreshReused):
-		return http.StatusUnauthorized, d(codeRefreshReused, "the refresh token was already used; the session is revoked")
-	case errors.Is(err, store.ErrSessionGone):
-		return http.StatusUnauthorized, d(codeSessionRevoked, "the session has been revoked")
-	case errors.Is(err, account.ErrWrongPassword):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return api.Fail(api.CodeUnavailable, "the service is busy, retry later")
+	default:
+		return api.Fail(api.CodeInternal, "internal error")
+	}
+}
+
+// classify is err's status and body.
+func classify(err error) (int, Detail) {
+	e := coded(err)
+	status, ok := statuses[e.Code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if errors.Is(err, account.ErrWrongPassword) {
 		// 403, not 401: the token is good, and a 401 would send clients to
 		// refresh or sign out.
-		return http.StatusForbidden, d(codeBadCredentials, "the password is wrong")
-	case errors.Is(err, errForeignSite):
-		return http.StatusForbidden, d(event.CodeForbidden, err.Error())
-	case errors.Is(err, store.ErrForbidden):
-		return http.StatusForbidden, d(event.CodeForbidden, "not allowed")
-	case errors.Is(err, store.ErrNotFound), errors.Is(err, errNoRoute):
-		return http.StatusNotFound, d(event.CodeNotFound, "not found")
-	case errors.Is(err, errNoMethod):
-		return http.StatusMethodNotAllowed, d(codeMethod, "method not allowed")
-	case errors.Is(err, account.ErrUsernameTaken):
-		out := d(event.CodeConflict, "the username is taken")
-		out.Details["reason"] = codeUsernameTaken
-		out.Details["fields"] = map[string]string{"username": "is taken"}
-		return http.StatusConflict, out
-	case errors.Is(err, store.ErrConflict):
-		return http.StatusConflict, d(event.CodeConflict, "conflicts with the current state")
-	case errors.Is(err, store.ErrInvalid):
-		return http.StatusBadRequest, d(event.CodeInvalidInput, "the request refers to something that does not exist")
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return http.StatusServiceUnavailable, d(event.CodeUnavailable, "the service is busy, retry later")
-	default:
-		return http.StatusInternalServerError, d(event.CodeInternal, "internal error")
+		status = http.StatusForbidden
 	}
+	d := Detail{Code: e.Code, Message: e.Message, Details: map[string]any{}}
+	for k, v := range e.Details {
+		d.Details[k] = v
+	}
+	return status, d
 }
 
 // writeError answers with err's status and body. The error itself is kept on
@@ -148,7 +141,7 @@ func writeError(c *gin.Context, err error) {
 	h := c.Writer.Header()
 	if status == http.StatusUnauthorized {
 		// RFC 6750: no error attribute when the client sent no token at all.
-		if detail.Code == "token_missing" || detail.Code == codeBadCredentials {
+		if detail.Code == api.CodeTokenMissing || detail.Code == api.CodeInvalidCredentials {
 			h.Set("WWW-Authenticate", bearerChallenge)
 		} else {
 			h.Set("WWW-Authenticate", bearerTokenProblem+strconv.Quote(detail.Message))

@@ -15,6 +15,7 @@ import (
 	"github.com/alexedwards/argon2id"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/auth"
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/pkg/logging"
@@ -182,7 +183,7 @@ func (e *env) conversation(u user, typ string, members ...string) event.Conversa
 	e.t.Helper()
 	var c event.Conversation
 	body := map[string]any{"type": typ, "member_ids": members}
-	if typ == event.ConversationGroup {
+	if typ == api.ConversationGroup {
 		body["title"] = "group"
 	}
 	rec := e.do(req{Method: "POST", Path: "/api/v1/conversations", Token: u.Access, Body: body})

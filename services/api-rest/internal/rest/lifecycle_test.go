@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/services/api-rest/internal/account"
 	"github.com/chat5202ol/mop/services/api-rest/internal/chat"
@@ -212,8 +213,8 @@ func TestDeleteAccount(t *testing.T) {
 		e := newEnv(t, b)
 		alice, bob, carol := e.register("alice"), e.register("bob"), e.register("carol")
 		phone := e.login(alice, "password-alice", "phone")
-		direct := e.conversation(alice, event.ConversationDirect, bob.ID)
-		group := e.conversation(alice, event.ConversationGroup, bob.ID, carol.ID)
+		direct := e.conversation(alice, api.ConversationDirect, bob.ID)
+		group := e.conversation(alice, api.ConversationGroup, bob.ID, carol.ID)
 		hi := e.send(alice, direct.ID, "hi bob")
 		e.send(alice, group.ID, "hi all")
 		del := func(u user, body any) req {
@@ -313,9 +314,9 @@ func TestConversationsPaged(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
 		e := newEnv(t, b)
 		alice, bob := e.register("alice"), e.register("bob")
-		direct := e.conversation(alice, event.ConversationDirect, bob.ID)
+		direct := e.conversation(alice, api.ConversationDirect, bob.ID)
 		for range 4 {
-			e.conversation(alice, event.ConversationGroup, bob.ID)
+			e.conversation(alice, api.ConversationGroup, bob.ID)
 		}
 		e.send(alice, direct.ID, "bump") // the direct conversation becomes the newest
 		type page struct {
@@ -341,7 +342,7 @@ func TestConversationsPaged(t *testing.T) {
 			expect(t, e.do(req{Method: "GET", Path: path, Token: alice.Access}), http.StatusOK, &p)
 			for _, c := range p.Conversations {
 				walked = append(walked, c.ID)
-				if c.Type == event.ConversationDirect && len(c.Members) != 2 {
+				if c.Type == api.ConversationDirect && len(c.Members) != 2 {
 					t.Fatalf("paged direct conversation without members: %+v", c)
 				}
 			}

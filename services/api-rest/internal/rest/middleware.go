@@ -13,10 +13,10 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/sirupsen/logrus"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/auth"
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/pkg/logging"
-	"github.com/chat5202ol/mop/services/api-rest/internal/input"
 )
 
 const (
@@ -128,7 +128,7 @@ func (s *server) originCheck(c *gin.Context) {
 			return
 		}
 	}
-	writeError(c, fmt.Errorf("%w: %.100q", errForeignSite, origin))
+	writeError(c, foreignSite(origin))
 }
 
 // bodyLimit refuses a declared oversize body at once and caps every body, so
@@ -175,9 +175,9 @@ func bind(c *gin.Context, v any) error {
 		if errors.As(err, &tooLarge) {
 			return errTooLarge
 		}
-		return fmt.Errorf("%w: reading the body: %v", input.ErrMalformed, err)
+		return api.Failf(api.CodeInvalidJSON, "reading the body: %v", err)
 	}
-	return input.Decode(data, v, input.Strict)
+	return api.Decode(data, v)
 }
 
 // userID is the authenticated caller.

@@ -18,14 +18,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/version"
 	"github.com/chat5202ol/mop/services/api-rest/internal/account"
 	"github.com/chat5202ol/mop/services/api-rest/internal/chat"
 	"github.com/chat5202ol/mop/services/api-rest/internal/limit"
 )
-
-// defaultBodyLimit is the request body limit of docs/api.md.
-const defaultBodyLimit = 64 << 10
 
 // Check is one readiness dependency; nil means usable.
 type Check func(ctx context.Context) error
@@ -69,7 +67,7 @@ func New(opts Options) (http.Handler, error) {
 		return nil, fmt.Errorf("api: accounts, chat, log and registry are required")
 	}
 	if opts.BodyLimit <= 0 {
-		opts.BodyLimit = defaultBodyLimit
+		opts.BodyLimit = api.MaxBodyBytes
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

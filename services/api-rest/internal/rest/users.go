@@ -7,9 +7,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/services/api-rest/internal/account"
-	"github.com/chat5202ol/mop/services/api-rest/internal/chat"
-	"github.com/chat5202ol/mop/services/api-rest/internal/input"
 )
 
 func (s *server) me(c *gin.Context) error {
@@ -31,16 +30,16 @@ func (s *server) user(c *gin.Context) error {
 }
 
 func (s *server) searchUsers(c *gin.Context) error {
-	bad := queryError{}
+	bad := api.Problems{}
 	q := strings.TrimSpace(c.Query("q"))
 	if q == "" {
 		bad["q"] = "is required"
-	} else if problem := input.Text(q, input.MaxQuery); problem != "" {
+	} else if problem := api.Text(q, api.MaxQuery); problem != "" {
 		bad["q"] = problem
 	}
-	limit := intParam(c, bad, "limit", chat.DefaultSearchLimit, 1, chat.MaxSearchLimit)
-	if len(bad) > 0 {
-		return bad
+	limit := intParam(c, bad, "limit", api.DefaultSearchLimit, 1, api.MaxSearchLimit)
+	if err := badQuery(bad); err != nil {
+		return err
 	}
 	users, err := s.opts.Chat.SearchUsers(c.Request.Context(), q, int(limit))
 	if err != nil {
@@ -60,7 +59,7 @@ func (s *server) privacy(c *gin.Context) error {
 }
 
 func (s *server) setPrivacy(c *gin.Context) error {
-	var in chat.Privacy
+	var in api.Privacy
 	if err := bind(c, &in); err != nil {
 		return err
 	}
@@ -93,7 +92,7 @@ func (s *server) revokeSession(c *gin.Context) error {
 // password, as a failed login would: a stolen access token must not become an
 // unlimited password oracle.
 func (s *server) changePassword(c *gin.Context) error {
-	var in account.PasswordChange
+	var in api.PasswordChange
 	if err := bind(c, &in); err != nil {
 		return err
 	}
@@ -118,7 +117,7 @@ func (s *server) reauthenticated(c *gin.Context, fn func(ctx context.Context) er
 }
 
 func (s *server) updateProfile(c *gin.Context) error {
-	var in account.Profile
+	var in api.ProfileUpdate
 	if err := bind(c, &in); err != nil {
 		return err
 	}
@@ -131,7 +130,7 @@ func (s *server) updateProfile(c *gin.Context) error {
 }
 
 func (s *server) deleteAccount(c *gin.Context) error {
-	var in account.Deletion
+	var in api.AccountDeletion
 	if err := bind(c, &in); err != nil {
 		return err
 	}

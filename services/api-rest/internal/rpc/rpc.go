@@ -15,10 +15,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/sirupsen/logrus"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/services/api-rest/internal/chat"
-	"github.com/chat5202ol/mop/services/api-rest/internal/input"
-	"github.com/chat5202ol/mop/services/api-rest/internal/store"
 )
 
 // MaxRequestBytes bounds a request; a socket message body is at most 16 KiB.
@@ -143,73 +142,66 @@ func (s *Server) answer(ctx context.Context, name event.RPCName, h handler, m *n
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.WithField("rpc", name).Errorf("panic: %v", r)
-			reply = event.ErrorReply(event.CodeInternal, "internal error", nil)
+			reply = event.ErrorReply(api.CodeInternal, "internal error", nil)
 		}
 		if err := m.Respond(reply); err != nil {
 			s.log.WithError(err).WithField("rpc", name).Warn("reply not sent")
 		}
 	}()
 	if len(m.Data) > MaxRequestBytes {
-		reply = event.ErrorReply(event.CodePayloadTooLarge, fmt.Sprintf("request over %d bytes", MaxRequestBytes), nil)
+		reply = event.ErrorReply(api.CodePayloadTooLarge, fmt.Sprintf("request over %d bytes", MaxRequestBytes), nil)
 		return
 	}
 	out, err := h(ctx, m.Data)
 	if err != nil {
-		code, msg, details := classify(err)
-		if code == event.CodeInternal || code == event.CodeUnavailable {
+		e := classify(err)
+		if e.Code == api.CodeInternal || e.Code == api.CodeUnavailable {
 			s.log.WithError(err).WithField("rpc", name).Error("rpc failed")
 		}
-		reply = event.ErrorReply(code, msg, details)
+		reply = event.ErrorReply(e.Code, e.Message, e.Details)
 		return
 	}
 	if reply, err = event.OKReply(out); err != nil {
 		s.log.WithError(err).WithField("rpc", name).Error("encode reply")
-		reply = event.ErrorReply(event.CodeInternal, "internal error", nil)
+		reply = event.ErrorReply(api.CodeInternal, "internal error", nil)
 	}
 }
 
 // decoded adapts a typed handler: the request is decoded leniently (unknown
-// fields are ignored for rolling deploys), anything else malformed is invalid_input.
+// fields are ignored for rolling deploys); a body that is not one JSON object is invalid_json.
 func decoded[Req any](fn func(ctx context.Context, req Req) (any, error)) handler {
 	return func(ctx context.Context, data []byte) (any, error) {
 		var req Req
-		if err := input.Decode(data, &req, input.Lenient); err != nil {
+		if err := api.DecodeLenient(data, &req); err != nil {
 			return nil, err
 		}
 		return fn(ctx, req)
 	}
 }
 
-// classify is THE mapping from errors to RPC error codes.
-func classify(err error) (code, message string, details map[string]any) {
-	var problems input.Problems
-	switch {
-	case errors.As(err, &problems):
-		return event.CodeInvalidInput, "invalid input", map[string]any{"fields": map[string]string(problems)}
-	case errors.Is(err, input.ErrMalformed):
-		return event.CodeInvalidInput, err.Error(), nil
-	case errors.Is(err, store.ErrNotFound):
-		return event.CodeNotFound, "not found", nil
-	case errors.Is(err, store.ErrForbidden):
-		return event.CodeForbidden, "not allowed", nil
-	case errors.Is(err, store.ErrConflict):
-		return event.CodeConflict, "conflicts with the current state", nil
-	case errors.Is(err, store.ErrInvalid):
-		return event.CodeInvalidInput, "invalid input", nil
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return event.CodeUnavailable, "timed out, retry later", nil
-	default:
-		return event.CodeInternal, "internal error", nil
+// classify is the reply to a failed call: the code of a coded error, else
+// unavailable for a timeout and internal for anything unforeseen.
+func classify(err error) *api.Error {
+	if e, ok := api.As(err); ok {
+		return e
 	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return api.Fail(api.CodeUnavailable, "timed out, retry later")
+	}
+	return api.Fail(api.CodeInternal, "internal error")
 }
 
 // required checks the ids a call names: the acting user always, and the
 // conversation when the call is about one.
 func required(userID string, conversationID ...string) error {
-	p := input.Problems{}
-	p.Check("user_id", input.ID(userID))
+	p := api.Problems{}
+	if !api.IsID(userID) {
+		p.Check("user_id", "is not a valid id")
+	}
 	for _, id := range conversationID {
-		p.Check("conversation_id", input.Required(id))
+		if id == "" {
+			p.Check("conversation_id", "is required")
+		}
 	}
 	return p.Err()
 }
@@ -229,7 +221,7 @@ func (s *Server) send(ctx context.Context, req event.SendMessageRequest) (any, e
 	if err := required(req.UserID, req.ConversationID); err != nil {
 		return nil, err
 	}
-	m, _, err := s.chat.Send(ctx, req.UserID, req.ConversationID, chat.NewMessage{Body: req.Body, ClientMsgID: req.ClientMsgID})
+	m, _, err := s.chat.Send(ctx, req.UserID, req.ConversationID, api.NewMessage{Body: req.Body, ClientMsgID: req.ClientMsgID})
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +232,7 @@ func (s *Server) markRead(ctx context.Context, req event.MarkReadRequest) (any, 
 	if err := required(req.UserID, req.ConversationID); err != nil {
 		return nil, err
 	}
-	return s.chat.MarkRead(ctx, req.UserID, req.ConversationID, chat.Read{Seq: &req.Seq})
+	return s.chat.MarkRead(ctx, req.UserID, req.ConversationID, api.Read{Seq: &req.Seq})
 }
 
 func (s *Server) contacts(ctx context.Context, req event.ContactsRequest) (any, error) {
@@ -277,8 +269,8 @@ func (s *Server) directPartners(ctx context.Context, req event.DirectPartnersReq
 }
 
 func (s *Server) sessionActive(ctx context.Context, req event.SessionRequest) (any, error) {
-	if problem := input.ID(req.SessionID); problem != "" {
-		return nil, input.Problems{"session_id": problem}
+	if !api.IsID(req.SessionID) {
+		return nil, api.Invalid("session_id", "is not a valid id")
 	}
 	owner, live, err := s.sessions.Session(ctx, req.SessionID)
 	if err != nil {

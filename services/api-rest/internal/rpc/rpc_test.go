@@ -10,6 +10,7 @@ import (
 	"github.com/alexedwards/argon2id"
 	"github.com/nats-io/nats.go"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/auth"
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/pkg/logging"
@@ -81,7 +82,7 @@ func (f *fixture) callJSON(t *testing.T, name event.RPCName, req, out any) error
 }
 
 func code(err error) string {
-	if e, ok := err.(*event.RPCError); ok {
+	if e, ok := err.(*api.Error); ok {
 		return e.Code
 	}
 	if err == nil {
@@ -180,7 +181,7 @@ func TestResponderErrors(t *testing.T) {
 		{"members without user", event.RPCMembers, `{"conversation_id":"` + f.conv.ID + `"}`, "invalid_input", "user_id"},
 		{"send by non-member", event.RPCSendMessage, `{"user_id":"` + f.carol.ID + `","conversation_id":"` + f.conv.ID + `","body":"x"}`, "not_found", ""},
 		{"send blank", event.RPCSendMessage, `{"user_id":"` + f.alice.ID + `","conversation_id":"` + f.conv.ID + `","body":"  "}`, "invalid_input", "body"},
-		{"send too long", event.RPCSendMessage, `{"user_id":"` + f.alice.ID + `","conversation_id":"` + f.conv.ID + `","body":"` + strings.Repeat("a", 16385) + `"}`, "invalid_input", "body"},
+		{"send too long", event.RPCSendMessage, `{"user_id":"` + f.alice.ID + `","conversation_id":"` + f.conv.ID + `","body":"` + strings.Repeat("a", 16385) + `"}`, "payload_too_large", "body"},
 		{"send NUL", event.RPCSendMessage, `{"user_id":"` + f.alice.ID + `","conversation_id":"` + f.conv.ID + `","body":"a\u0000b"}`, "invalid_input", "body"},
 		{"send wrong type", event.RPCSendMessage, `{"user_id":"` + f.alice.ID + `","conversation_id":"` + f.conv.ID + `","body":5}`, "invalid_input", "body"},
 		{"read negative", event.RPCMarkRead, `{"user_id":"` + f.bob.ID + `","conversation_id":"` + f.conv.ID + `","seq":-1}`, "invalid_input", "seq"},
@@ -188,11 +189,11 @@ func TestResponderErrors(t *testing.T) {
 		{"contacts without user", event.RPCContacts, `{}`, "invalid_input", "user_id"},
 		{"presence without viewer", event.RPCPresenceVisible, `{"user_ids":["a"]}`, "invalid_input", "user_id"},
 		{"session without id", event.RPCSessionActive, `{}`, "invalid_input", "session_id"},
-		{"garbage", event.RPCSendMessage, `not json`, "invalid_input", ""},
-		{"empty", event.RPCMembers, ``, "invalid_input", ""},
-		{"array", event.RPCMarkRead, `[1,2]`, "invalid_input", ""},
-		{"trailing data", event.RPCContacts, `{"user_id":"` + f.alice.ID + `"} x`, "invalid_input", ""},
-		{"invalid utf-8", event.RPCSendMessage, "{\"body\":\"\xff\"}", "invalid_input", ""},
+		{"garbage", event.RPCSendMessage, `not json`, "invalid_json", ""},
+		{"empty", event.RPCMembers, ``, "invalid_json", ""},
+		{"array", event.RPCMarkRead, `[1,2]`, "invalid_json", ""},
+		{"trailing data", event.RPCContacts, `{"user_id":"` + f.alice.ID + `"} x`, "invalid_json", ""},
+		{"invalid utf-8", event.RPCSendMessage, "{\"body\":\"\xff\"}", "invalid_json", ""},
 		{"oversize", event.RPCSendMessage, `{"body":"` + strings.Repeat("a", rpc.MaxRequestBytes) + `"}`, "payload_too_large", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -201,9 +202,9 @@ func TestResponderErrors(t *testing.T) {
 				t.Fatalf("code %q, want %q (%v)", code(err), tc.code, err)
 			}
 			if tc.field != "" {
-				fields, _ := err.(*event.RPCError).Details["fields"].(map[string]any)
+				fields, _ := err.(*api.Error).Details["fields"].(map[string]any)
 				if _, ok := fields[tc.field]; !ok {
-					t.Fatalf("details %v do not name %q", err.(*event.RPCError).Details, tc.field)
+					t.Fatalf("details %v do not name %q", err.(*api.Error).Details, tc.field)
 				}
 			}
 		})

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/chat5202ol/mop/pkg/event"
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store/storetest"
 )
@@ -34,7 +34,7 @@ func BenchmarkCreateMessage(b *testing.B) {
 				}
 				ids := make([]string, convs)
 				for i := range ids {
-					c, _, err := s.CreateConversation(ctx, store.NewConversation{Type: event.ConversationGroup, CreatorID: alice.ID, MemberIDs: []string{bob.ID}})
+					c, _, err := s.CreateConversation(ctx, store.NewConversation{Type: api.ConversationGroup, CreatorID: alice.ID, MemberIDs: []string{bob.ID}})
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store/storetest"
@@ -132,7 +133,7 @@ func TestConcurrentDirectCreation(t *testing.T) {
 			if i%2 == 1 {
 				a, b = bob, alice
 			}
-			c, created, err := f.s.CreateConversation(f.ctx, store.NewConversation{Type: event.ConversationDirect, CreatorID: a.ID, MemberIDs: []string{b.ID}})
+			c, created, err := f.s.CreateConversation(f.ctx, store.NewConversation{Type: api.ConversationDirect, CreatorID: a.ID, MemberIDs: []string{b.ID}})
 			return c.ID, created, err
 		})
 		f.expectEvents(ev(event.ConversationCreated, alice, bob))
@@ -204,7 +205,7 @@ func TestConcurrentSendsTwoInstances(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, _, err := s1.CreateConversation(ctx, store.NewConversation{Type: event.ConversationGroup, CreatorID: alice.ID})
+		c, _, err := s1.CreateConversation(ctx, store.NewConversation{Type: api.ConversationGroup, CreatorID: alice.ID})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/event"
 )
 
@@ -21,15 +22,15 @@ func (s *DB) CreateConversation(ctx context.Context, in NewConversation) (event.
 	others := otherMembers(in.CreatorID, in.MemberIDs)
 	var directKey sql.NullString
 	switch in.Type {
-	case event.ConversationDirect:
+	case api.ConversationDirect:
 		if len(others) != 1 {
 			return event.Conversation{}, false, fmt.Errorf("direct conversation needs exactly one other member: %w", ErrInvalid)
 		}
 		pair := []string{in.CreatorID, others[0]}
 		slices.Sort(pair)
 		directKey = sql.NullString{String: pair[0] + ":" + pair[1], Valid: true}
-	case event.ConversationGroup:
-		if len(others)+1 > event.MaxConversationMembers {
+	case api.ConversationGroup:
+		if len(others)+1 > api.MaxConversationMembers {
 			return event.Conversation{}, false, fmt.Errorf("group of %d members: %w", len(others)+1, ErrInvalid)
 		}
 	default:
@@ -151,7 +152,7 @@ func (s *DB) ListConversations(ctx context.Context, userID string, p Conversatio
 	}
 	var direct []any
 	for _, c := range cs {
-		if c.Type == event.ConversationDirect {
+		if c.Type == api.ConversationDirect {
 			direct = append(direct, c.ID)
 		}
 	}
@@ -329,7 +330,7 @@ func (s *DB) AddMembers(ctx context.Context, actorID, conversationID string, use
 		if err != nil {
 			return err
 		}
-		if typ != event.ConversationGroup {
+		if typ != api.ConversationGroup {
 			return ErrForbidden
 		}
 		current, err := memberIDs(ctx, t, conversationID)
@@ -346,7 +347,7 @@ func (s *DB) AddMembers(ctx context.Context, actorID, conversationID string, use
 			}
 			added = append(added, uid)
 		}
-		if len(current)+len(added) > event.MaxConversationMembers {
+		if len(current)+len(added) > api.MaxConversationMembers {
 			return fmt.Errorf("group would have %d members: %w", len(current)+len(added), ErrInvalid)
 		}
 		if out, err = conversationMembers(ctx, t, conversationID); err != nil {
@@ -410,7 +411,7 @@ func (s *DB) removeMember(t *tx, actorID, conversationID, userID string) error {
 	if actor == nil || target == nil {
 		return ErrNotFound
 	}
-	if typ != event.ConversationGroup || (actorID != userID && actor.Role != event.RoleOwner) {
+	if typ != api.ConversationGroup || (actorID != userID && actor.Role != event.RoleOwner) {
 		return ErrForbidden
 	}
 	if _, err := t.ExecContext(ctx, `DELETE FROM members WHERE conversation_id = $1 AND user_id = $2`, conversationID, userID); err != nil {

@@ -3,6 +3,7 @@ package store_test
 import (
 	"testing"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store"
 )
@@ -11,11 +12,11 @@ func TestCreateConversation(t *testing.T) {
 	eachDB(t, func(t *testing.T, f *fixture) {
 		alice, bob, carol := f.user("alice"), f.user("bob"), f.user("carol")
 
-		d, created, err := f.s.CreateConversation(f.ctx, store.NewConversation{Type: event.ConversationDirect, CreatorID: alice.ID, MemberIDs: []string{bob.ID, alice.ID, bob.ID}})
+		d, created, err := f.s.CreateConversation(f.ctx, store.NewConversation{Type: api.ConversationDirect, CreatorID: alice.ID, MemberIDs: []string{bob.ID, alice.ID, bob.ID}})
 		if err != nil || !created {
 			t.Fatalf("direct: %v %v", created, err)
 		}
-		if d.Type != event.ConversationDirect || d.CreatedBy != alice.ID || len(d.Members) != 2 || d.LastSeq != 0 || d.LastMessage != nil {
+		if d.Type != api.ConversationDirect || d.CreatedBy != alice.ID || len(d.Members) != 2 || d.LastSeq != 0 || d.LastMessage != nil {
 			t.Fatalf("direct %+v", d)
 		}
 		evs := f.expectEvents(ev(event.ConversationCreated, alice, bob))
@@ -23,13 +24,13 @@ func TestCreateConversation(t *testing.T) {
 			t.Fatalf("conversation.created %+v", c)
 		}
 		// The same pair, from either side, returns the existing one.
-		again, created, err := f.s.CreateConversation(f.ctx, store.NewConversation{Type: event.ConversationDirect, CreatorID: bob.ID, MemberIDs: []string{alice.ID}})
+		again, created, err := f.s.CreateConversation(f.ctx, store.NewConversation{Type: api.ConversationDirect, CreatorID: bob.ID, MemberIDs: []string{alice.ID}})
 		if err != nil || created || again.ID != d.ID || len(again.Members) != 2 {
 			t.Fatalf("direct again: %+v %v %v", again, created, err)
 		}
 		f.expectEvents()
 
-		g, created, err := f.s.CreateConversation(f.ctx, store.NewConversation{Type: event.ConversationGroup, Title: "  Tea party ", CreatorID: alice.ID, MemberIDs: []string{bob.ID, carol.ID}})
+		g, created, err := f.s.CreateConversation(f.ctx, store.NewConversation{Type: api.ConversationGroup, Title: "  Tea party ", CreatorID: alice.ID, MemberIDs: []string{bob.ID, carol.ID}})
 		if err != nil || !created || g.Title != "Tea party" || len(g.Members) != 3 {
 			t.Fatalf("group: %+v %v %v", g, created, err)
 		}
@@ -45,7 +46,7 @@ func TestCreateConversation(t *testing.T) {
 		}
 		f.expectEvents(ev(event.ConversationCreated, alice, bob, carol))
 		// A group of one (the creator) is allowed.
-		if _, created, err := f.s.CreateConversation(f.ctx, store.NewConversation{Type: event.ConversationGroup, CreatorID: carol.ID}); err != nil || !created {
+		if _, created, err := f.s.CreateConversation(f.ctx, store.NewConversation{Type: api.ConversationGroup, CreatorID: carol.ID}); err != nil || !created {
 			t.Fatalf("solo group: %v %v", created, err)
 		}
 		f.drain()
@@ -54,12 +55,12 @@ func TestCreateConversation(t *testing.T) {
 			name string
 			in   store.NewConversation
 		}{
-			{"direct with self", store.NewConversation{Type: event.ConversationDirect, CreatorID: alice.ID, MemberIDs: []string{alice.ID}}},
-			{"direct with two", store.NewConversation{Type: event.ConversationDirect, CreatorID: alice.ID, MemberIDs: []string{bob.ID, carol.ID}}},
-			{"direct with nobody", store.NewConversation{Type: event.ConversationDirect, CreatorID: alice.ID}},
-			{"direct with unknown", store.NewConversation{Type: event.ConversationDirect, CreatorID: alice.ID, MemberIDs: []string{"ghost"}}},
-			{"group with unknown", store.NewConversation{Type: event.ConversationGroup, CreatorID: alice.ID, MemberIDs: []string{bob.ID, "ghost"}}},
-			{"unknown creator", store.NewConversation{Type: event.ConversationGroup, CreatorID: "ghost"}},
+			{"direct with self", store.NewConversation{Type: api.ConversationDirect, CreatorID: alice.ID, MemberIDs: []string{alice.ID}}},
+			{"direct with two", store.NewConversation{Type: api.ConversationDirect, CreatorID: alice.ID, MemberIDs: []string{bob.ID, carol.ID}}},
+			{"direct with nobody", store.NewConversation{Type: api.ConversationDirect, CreatorID: alice.ID}},
+			{"direct with unknown", store.NewConversation{Type: api.ConversationDirect, CreatorID: alice.ID, MemberIDs: []string{"ghost"}}},
+			{"group with unknown", store.NewConversation{Type: api.ConversationGroup, CreatorID: alice.ID, MemberIDs: []string{bob.ID, "ghost"}}},
+			{"unknown creator", store.NewConversation{Type: api.ConversationGroup, CreatorID: "ghost"}},
 			{"bad type", store.NewConversation{Type: "channel", CreatorID: alice.ID}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/chat5202ol/mop/pkg/event"
+	"github.com/chat5202ol/mop/pkg/api"
 )
 
 // createOne is the path a send takes when its batch fails as a whole; it must
@@ -66,7 +66,7 @@ func TestCreateOneRefusesDeletedPeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, _, err := s.CreateConversation(ctx, NewConversation{Type: event.ConversationDirect, CreatorID: u.ID, MemberIDs: []string{peer.ID}})
+	c, _, err := s.CreateConversation(ctx, NewConversation{Type: api.ConversationDirect, CreatorID: u.ID, MemberIDs: []string{peer.ID}})
 	if err != nil {
 		t.Fatal(err)
 	}

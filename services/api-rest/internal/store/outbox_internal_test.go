@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/pkg/logging"
 )
@@ -50,7 +51,7 @@ func groupFixture(t *testing.T) (*DB, event.User, event.Conversation) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, _, err := s.CreateConversation(ctx, NewConversation{Type: event.ConversationGroup, CreatorID: u.ID})
+	c, _, err := s.CreateConversation(ctx, NewConversation{Type: api.ConversationGroup, CreatorID: u.ID})
 	if err != nil {
 		t.Fatal(err)
 	}

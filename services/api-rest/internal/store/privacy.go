@@ -8,15 +8,16 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/event"
 )
 
 // Presence visibility settings: who may see a user's online state and last
 // seen (contacts, the default, are the users they have written to).
 const (
-	PresenceEverybody = event.PresenceEverybody
-	PresenceContacts  = event.PresenceContacts
-	PresenceNobody    = event.PresenceNobody
+	PresenceEverybody = api.PresenceEverybody
+	PresenceContacts  = api.PresenceContacts
+	PresenceNobody    = api.PresenceNobody
 )
 
 // presenceVisible is the SQL condition under which the viewer ($1) may see

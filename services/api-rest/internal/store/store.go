@@ -9,22 +9,22 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/event"
 )
 
-// Domain errors. The HTTP layer maps them to status codes and error codes in
-// one place; RPC maps them to event.Code* values.
+// Domain errors, coded for clients: each transport renders the code in its
+// one table (REST status, RPC reply), whatever wraps the error.
 var (
-	ErrNotFound      = errors.New("not found")       // also: not a member (existence is not revealed)
-	ErrConflict      = errors.New("conflict")        // e.g. username taken, message already deleted
-	ErrForbidden     = errors.New("forbidden")       // e.g. editing another user's message, adding to a direct conversation
-	ErrInvalid       = errors.New("invalid")         // e.g. unknown member id in a new conversation
-	ErrRefreshReused = errors.New("refresh reused")  // a spent refresh token came back: the session is now revoked
-	ErrSessionGone   = errors.New("session revoked") // refresh of a revoked or expired session
+	ErrNotFound      = api.Fail(api.CodeNotFound, "not found")                                                       // also: not a member (existence is not revealed)
+	ErrConflict      = api.Fail(api.CodeConflict, "conflicts with the current state")                                // e.g. message already deleted
+	ErrForbidden     = api.Fail(api.CodeForbidden, "not allowed")                                                    // e.g. editing another user's message, adding to a direct conversation
+	ErrInvalid       = api.Fail(api.CodeInvalidInput, "the request refers to something that does not exist")         // e.g. unknown member id in a new conversation
+	ErrRefreshReused = api.Fail(api.CodeRefreshReused, "the refresh token was already used; the session is revoked") // a spent refresh token came back: the session is now revoked
+	ErrSessionGone   = api.Fail(api.CodeSessionRevoked, "the session has been revoked")                              // refresh of a revoked or expired session
 )
 
 // NewUser is a registration.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/pkg/logging"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store"
@@ -80,7 +81,7 @@ func (f *fixture) group(creator event.User, others ...event.User) event.Conversa
 	for i, o := range others {
 		ids[i] = o.ID
 	}
-	c, created, err := f.s.CreateConversation(f.ctx, store.NewConversation{Type: event.ConversationGroup, Title: "g", CreatorID: creator.ID, MemberIDs: ids})
+	c, created, err := f.s.CreateConversation(f.ctx, store.NewConversation{Type: api.ConversationGroup, Title: "g", CreatorID: creator.ID, MemberIDs: ids})
 	if err != nil || !created {
 		f.t.Fatalf("create group: created=%v err=%v", created, err)
 	}
@@ -89,7 +90,7 @@ func (f *fixture) group(creator event.User, others ...event.User) event.Conversa
 
 func (f *fixture) direct(a, b event.User) event.Conversation {
 	f.t.Helper()
-	c, _, err := f.s.CreateConversation(f.ctx, store.NewConversation{Type: event.ConversationDirect, CreatorID: a.ID, MemberIDs: []string{b.ID}})
+	c, _, err := f.s.CreateConversation(f.ctx, store.NewConversation{Type: api.ConversationDirect, CreatorID: a.ID, MemberIDs: []string{b.ID}})
 	if err != nil {
 		f.t.Fatalf("create direct: %v", err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/pkg/logging"
 	"github.com/chat5202ol/mop/services/api-ws/internal/hub"
@@ -51,7 +52,7 @@ type Sockets interface {
 	Removed(c *hub.Conn) bool
 }
 
-// ErrTooMany refuses a subscription beyond event.MaxPresenceSubscriptions.
+// ErrTooMany refuses a subscription beyond api.MaxPresenceSubscriptions.
 var ErrTooMany = errors.New("too many presence subscriptions")
 
 // rechecks bounds the privacy re-checks running at once.
@@ -112,7 +113,7 @@ func (a *Audience) Subscribe(ctx context.Context, c *hub.Conn, userIDs []string)
 			fresh++
 		}
 	}
-	over := len(a.byConn[c])+fresh > event.MaxPresenceSubscriptions
+	over := len(a.byConn[c])+fresh > api.MaxPresenceSubscriptions
 	a.mu.Unlock()
 	if over {
 		return nil, ErrTooMany
@@ -235,7 +236,7 @@ func (a *Audience) Connected(ctx context.Context, c *hub.Conn) {
 	if len(partners) == 0 {
 		return
 	}
-	if _, err := a.Subscribe(ctx, c, partners[:min(len(partners), event.MaxDirectPresencePartners)]); err != nil {
+	if _, err := a.Subscribe(ctx, c, partners[:min(len(partners), api.MaxDirectPresencePartners)]); err != nil {
 		a.log.WithError(err).WithFields(logrus.Fields{logging.FieldUserID: c.UserID, logging.FieldConnID: c.ID}).
 			Warn("default presence subscriptions failed")
 	}
@@ -354,7 +355,7 @@ func (a *Audience) recheck(p pairs) {
 			targets = append(targets, id)
 		}
 		a.run(func(ctx context.Context) {
-			for chunk := range slices.Chunk(targets, event.MaxPresenceQueryUserIDs) {
+			for chunk := range slices.Chunk(targets, api.MaxPresenceQueryUserIDs) {
 				visible, err := a.vis.PresenceVisible(ctx, viewer, chunk)
 				if err != nil {
 					a.log.WithError(err).WithField(logging.FieldUserID, viewer).Warn("presence visibility re-check failed")

@@ -28,6 +28,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sirupsen/logrus"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/bus"
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/services/api-ws/internal/hub"
@@ -413,7 +414,7 @@ func (f *Fanout) membership(env event.Envelope) {
 		}
 	case event.ConversationCreated:
 		var c event.Conversation
-		if json.Unmarshal(env.Data, &c) == nil && c.Type == event.ConversationDirect {
+		if json.Unmarshal(env.Data, &c) == nil && c.Type == api.ConversationDirect {
 			ids := make([]string, 0, len(c.Members))
 			for _, m := range c.Members {
 				ids = append(ids, m.UserID)

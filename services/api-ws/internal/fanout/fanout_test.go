@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/pkg/logging"
 	"github.com/chat5202ol/mop/services/api-ws/internal/fanout"
@@ -26,7 +27,7 @@ func TestHandleInvalidatesOnMembershipChanges(t *testing.T) {
 		data       any
 		invalidate bool
 	}{
-		{event.ConversationCreated, event.Conversation{ID: "c1", Type: event.ConversationDirect}, true},
+		{event.ConversationCreated, event.Conversation{ID: "c1", Type: api.ConversationDirect}, true},
 		{event.MemberAdded, event.MemberChange{ConversationID: "c1", Member: event.Member{UserID: "carol"}}, true},
 		{event.MemberRemoved, event.MemberChange{ConversationID: "c1", Member: event.Member{UserID: "carol"}}, true},
 		{event.MessageCreated, event.Message{ID: "m1", ConversationID: "c1", Seq: 1}, false},

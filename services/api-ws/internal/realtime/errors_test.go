@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/chat5202ol/mop/pkg/event"
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/services/api-ws/internal/membership"
 	"github.com/chat5202ol/mop/services/api-ws/internal/rpc"
 )
@@ -18,11 +18,11 @@ func TestErrorAnswerCodes(t *testing.T) {
 		err  error
 		code string
 	}{
-		{"ack error", fail(event.CodeRateLimited, "slow down"), "rate_limited"},
+		{"ack error", fail(api.CodeRateLimited, "slow down"), "rate_limited"},
 		{"field", invalidField("seq", "must be a number"), "invalid_input"},
-		{"api-rest not_found", &event.RPCError{Code: "not_found", Message: "conversation not found"}, "not_found"},
-		{"api-rest wrapped", fmt.Errorf("rpc: %w", &event.RPCError{Code: "forbidden", Message: "no"}), "forbidden"},
-		{"api-rest code without a socket meaning", &event.RPCError{Code: "conflict", Message: "taken"}, "invalid_input"},
+		{"api-rest not_found", &api.Error{Code: "not_found", Message: "conversation not found"}, "not_found"},
+		{"api-rest wrapped", fmt.Errorf("rpc: %w", &api.Error{Code: "forbidden", Message: "no"}), "forbidden"},
+		{"api-rest code without a socket meaning", &api.Error{Code: "conflict", Message: "taken"}, "invalid_input"},
 		{"not a member", fmt.Errorf("typing: %w", membership.ErrNotMember), "not_found"},
 		{"no answer", fmt.Errorf("rpc x: %w: timeout", rpc.ErrUnavailable), "unavailable"},
 		{"deadline", context.DeadlineExceeded, "unavailable"},

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	pkgauth "github.com/chat5202ol/mop/pkg/auth"
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/pkg/logging"
@@ -76,11 +77,11 @@ func (s *Server) onEvent(c *hub.Conn, name string, args []json.RawMessage, ack f
 func decode(payload json.RawMessage, v any) error {
 	p := bytes.TrimSpace(payload)
 	if len(p) == 0 || p[0] != '{' {
-		return fail(event.CodeInvalidInput, "payload must be an object")
+		return fail(api.CodeInvalidInput, "payload must be an object")
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(p, &fields); err != nil {
-		return fail(event.CodeInvalidInput, "payload does not decode")
+		return fail(api.CodeInvalidInput, "payload does not decode")
 	}
 	known := jsonFields(v)
 	for k := range fields {
@@ -93,7 +94,7 @@ func decode(payload json.RawMessage, v any) error {
 		if errors.As(err, &te) && te.Field != "" {
 			return invalidField(te.Field, "must be a "+jsonKind(te.Type.Kind().String()))
 		}
-		return fail(event.CodeInvalidInput, "payload does not decode")
+		return fail(api.CodeInvalidInput, "payload does not decode")
 	}
 	return nil
 }
@@ -148,12 +149,12 @@ func (s *Server) messageSend(ctx context.Context, c *hub.Conn, payload json.RawM
 		return nil, err
 	}
 	switch {
-	case len(p.Body) > event.MaxMessageBodyBytes:
-		return nil, fail(event.CodePayloadTooLarge, fmt.Sprintf("body is longer than %d bytes", event.MaxMessageBodyBytes))
+	case len(p.Body) > api.MaxMessageBodyBytes:
+		return nil, fail(api.CodePayloadTooLarge, fmt.Sprintf("body is longer than %d bytes", api.MaxMessageBodyBytes))
 	case !utf8.ValidString(p.Body):
 		return nil, invalidField("body", "must be UTF-8")
-	case len(p.ClientMsgID) > event.MaxClientMsgIDBytes:
-		return nil, invalidField("client_msg_id", fmt.Sprintf("is longer than %d bytes", event.MaxClientMsgIDBytes))
+	case len(p.ClientMsgID) > api.MaxClientMsgIDBytes:
+		return nil, invalidField("client_msg_id", fmt.Sprintf("is longer than %d bytes", api.MaxClientMsgIDBytes))
 	}
 	// Emptiness, whitespace and membership are api-rest's rules (same as REST).
 	msg, err := s.d.RPC.SendMessage(ctx, event.SendMessageRequest{
@@ -202,7 +203,7 @@ func (s *Server) typing(ctx context.Context, c *hub.Conn, payload json.RawMessag
 	if err := requireID("conversation_id", p.ConversationID); err != nil {
 		return nil, err
 	}
-	if p.State != event.TypingStart && p.State != event.TypingStop {
+	if p.State != api.TypingStart && p.State != api.TypingStop {
 		return nil, invalidField("state", `must be "start" or "stop"`)
 	}
 	members, err := s.d.Members.Members(ctx, c.UserID, p.ConversationID)
@@ -213,7 +214,7 @@ func (s *Server) typing(ctx context.Context, c *hub.Conn, payload json.RawMessag
 	data := event.TypingState{ConversationID: p.ConversationID, UserID: c.UserID, State: p.State}
 	if err := s.d.Publisher.Publish(event.Typing, to, p.ConversationID, c.UserID, data); err != nil {
 		s.d.Log.WithError(err).Warn("typing publish failed")
-		return nil, fail(event.CodeUnavailable, "typing not delivered, retry later")
+		return nil, fail(api.CodeUnavailable, "typing not delivered, retry later")
 	}
 	return nil, nil
 }
@@ -228,8 +229,8 @@ func presenceIDs(payload json.RawMessage) ([]string, error) {
 	if err := decode(payload, &p); err != nil {
 		return nil, err
 	}
-	if len(p.UserIDs) > event.MaxPresenceQueryUserIDs {
-		return nil, invalidField("user_ids", fmt.Sprintf("at most %d ids", event.MaxPresenceQueryUserIDs))
+	if len(p.UserIDs) > api.MaxPresenceQueryUserIDs {
+		return nil, invalidField("user_ids", fmt.Sprintf("at most %d ids", api.MaxPresenceQueryUserIDs))
 	}
 	for _, id := range p.UserIDs {
 		if err := requireID("user_ids", id); err != nil {
@@ -275,7 +276,7 @@ func (s *Server) presenceSubscribe(ctx context.Context, c *hub.Conn, payload jso
 	}
 	states, err := s.d.Audience.Subscribe(ctx, c, ids)
 	if errors.Is(err, audience.ErrTooMany) {
-		return nil, invalidField("user_ids", fmt.Sprintf("a socket holds at most %d presence subscriptions; unsubscribe first", event.MaxPresenceSubscriptions))
+		return nil, invalidField("user_ids", fmt.Sprintf("a socket holds at most %d presence subscriptions; unsubscribe first", api.MaxPresenceSubscriptions))
 	}
 	if err != nil {
 		return nil, err
@@ -311,7 +312,7 @@ func (s *Server) presenceCount(ctx context.Context, c *hub.Conn, payload json.Ra
 		return nil, err
 	}
 	online := 0
-	for chunk := range slices.Chunk(members, event.MaxPresenceQueryUserIDs) {
+	for chunk := range slices.Chunk(members, api.MaxPresenceQueryUserIDs) {
 		visible, err := s.d.RPC.PresenceVisible(ctx, c.UserID, chunk)
 		if err != nil {
 			return nil, err
@@ -336,19 +337,19 @@ func (s *Server) authRefresh(ctx context.Context, c *hub.Conn, payload json.RawM
 	}
 	claims, err := s.d.Auth.Verify(p.Token)
 	if err != nil {
-		return nil, &ackError{code: event.CodeInvalidInput, message: "token: " + pkgauth.Code(err),
+		return nil, &ackError{code: api.CodeInvalidInput, message: "token: " + pkgauth.Code(err),
 			details: map[string]any{"fields": map[string]string{"token": pkgauth.Code(err)}}}
 	}
 	if claims.UserID() != c.UserID {
-		return nil, fail(event.CodeForbidden, "token belongs to another user")
+		return nil, fail(api.CodeForbidden, "token belongs to another user")
 	}
 	if s.revoked(claims.SessionID) {
-		return nil, fail(event.CodeForbidden, "session revoked")
+		return nil, fail(api.CodeForbidden, "session revoked")
 	}
 	// The new token's session must be its user's, as at connect (a cache hit:
 	// revoked asked moments ago).
 	if owner, _, err := s.d.RPC.Session(ctx, claims.SessionID); err == nil && owner != c.UserID {
-		return nil, fail(event.CodeForbidden, "session belongs to another user")
+		return nil, fail(api.CodeForbidden, "session belongs to another user")
 	}
 	exp := claims.ExpiresAt.Time
 	c.Reauthenticate(claims.SessionID, exp)

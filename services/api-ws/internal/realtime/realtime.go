@@ -15,6 +15,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	pkgauth "github.com/chat5202ol/mop/pkg/auth"
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/pkg/logging"
@@ -287,9 +288,9 @@ func (h *handler) Refused(sock *socketio.Socket, name, why string, ack func(...j
 	if ack == nil {
 		return
 	}
-	err := fail(event.CodeRateLimited, "too many events, slow down")
+	err := fail(api.CodeRateLimited, "too many events, slow down")
 	if why == socketio.RefusedBinary {
-		err = fail(event.CodeInvalidInput, binaryNotSupportedError)
+		err = fail(api.CodeInvalidInput, binaryNotSupportedError)
 	}
 	ack(mustJSON(errorAnswer(err)))
 }

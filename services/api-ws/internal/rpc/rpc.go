@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/services/api-ws/internal/metrics"
 )
@@ -60,7 +61,7 @@ func New(nc *nats.Conn, subj event.Subjects, timeout time.Duration, m *metrics.M
 }
 
 // Call sends req to the named call and decodes the answer into out. A failed
-// answer is returned as *event.RPCError.
+// answer is returned as *api.Error.
 func (c *Client) Call(ctx context.Context, name event.RPCName, req, out any) error {
 	body, err := json.Marshal(req)
 	if err != nil {
@@ -72,16 +73,16 @@ func (c *Client) Call(ctx context.Context, name event.RPCName, req, out any) err
 	msg, err := c.nc.RequestWithContext(ctx, c.subj.RPC(name), body)
 	c.m.RPCDuration.WithLabelValues(string(name)).Observe(time.Since(start).Seconds())
 	if err != nil {
-		c.m.RPCErrors.WithLabelValues(string(name), event.CodeUnavailable).Inc()
+		c.m.RPCErrors.WithLabelValues(string(name), api.CodeUnavailable).Inc()
 		return fmt.Errorf("rpc %s: %w: %w", name, ErrUnavailable, err)
 	}
 	if err := event.DecodeReply(msg.Data, out); err != nil {
-		var re *event.RPCError
+		var re *api.Error
 		if errors.As(err, &re) {
 			c.m.RPCErrors.WithLabelValues(string(name), re.Code).Inc()
 			return re
 		}
-		c.m.RPCErrors.WithLabelValues(string(name), event.CodeInternal).Inc()
+		c.m.RPCErrors.WithLabelValues(string(name), api.CodeInternal).Inc()
 		return fmt.Errorf("rpc %s: %w", name, err)
 	}
 	return nil
@@ -116,11 +117,11 @@ func (c *Client) Contacts(ctx context.Context, userID string) ([]string, error) 
 }
 
 // DirectPartners lists userID's direct-conversation partners (at most
-// event.MaxDirectPresencePartners, most recently active first). An api-rest
+// api.MaxDirectPresencePartners, most recently active first). An api-rest
 // from before presence subscriptions has no responder: no partners then.
 func (c *Client) DirectPartners(ctx context.Context, userID string) ([]string, error) {
 	var out event.DirectPartnersReply
-	err := c.Call(ctx, event.RPCDirectPartners, event.DirectPartnersRequest{UserID: userID, Limit: event.MaxDirectPresencePartners}, &out)
+	err := c.Call(ctx, event.RPCDirectPartners, event.DirectPartnersRequest{UserID: userID, Limit: api.MaxDirectPresencePartners}, &out)
 	if errors.Is(err, nats.ErrNoResponders) {
 		return []string{}, nil
 	}

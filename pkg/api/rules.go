@@ -1,25 +1,10 @@
-package input
+package api
 
 import (
 	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/chat5202ol/mop/pkg/event"
-)
-
-// Limits of docs/api.md.
-const (
-	MinUsername    = 3
-	MaxUsername    = 32
-	MinPassword    = 8
-	MaxPassword    = 128
-	MaxDisplayName = 64
-	MaxTitle       = 128
-	MaxID          = 64
-	MaxRefresh     = 256
-	MaxQuery       = 64
 )
 
 // Each rule returns "" when the value is fine, else the problem in words.
@@ -27,8 +12,8 @@ const (
 // NormalizeUsername is the stored form: usernames are case-insensitive.
 func NormalizeUsername(s string) string { return strings.ToLower(s) }
 
-// Username checks a normalized username: 3..32 of [a-z0-9_.-].
-func Username(s string) string {
+// username checks a normalized username: 3..32 of [a-z0-9_.-].
+func username(s string) string {
 	if s == "" {
 		return "is required"
 	}
@@ -43,8 +28,8 @@ func Username(s string) string {
 	return ""
 }
 
-// Password checks a new password: 8..128 characters of valid UTF-8 without NUL.
-func Password(s string) string {
+// password checks a new password: 8..128 characters of valid UTF-8 without NUL.
+func password(s string) string {
 	if s == "" {
 		return "is required"
 	}
@@ -71,16 +56,16 @@ func Storable(s string) string {
 	return ""
 }
 
-// Required checks that s is present.
-func Required(s string) string {
+// required checks that s is present.
+func required(s string) string {
 	if s == "" {
 		return "is required"
 	}
 	return ""
 }
 
-// Text checks an optional one-line label (display name, title): valid UTF-8,
-// at most max characters, no control characters.
+// Text checks an optional one-line label (display name, title, search
+// query): valid UTF-8, at most max characters, no control characters.
 func Text(s string, max int) string {
 	if !utf8.ValidString(s) {
 		return "must be valid UTF-8"
@@ -94,21 +79,30 @@ func Text(s string, max int) string {
 	return ""
 }
 
-// MessageBody checks a message text: 1..16384 bytes of UTF-8, not only whitespace.
-func MessageBody(s string) string {
-	switch {
-	case strings.TrimSpace(s) == "":
+// messageBody checks a message text: 1..16384 bytes of UTF-8, not only
+// whitespace. Its length is checked apart (tooLong), for its own code.
+func messageBody(s string) string {
+	if strings.TrimSpace(s) == "" {
 		return "must not be empty"
-	case len(s) > event.MaxMessageBodyBytes:
-		return fmt.Sprintf("must be at most %d bytes", event.MaxMessageBodyBytes)
 	}
 	return Storable(s)
 }
 
-// ClientMsgID checks the optional idempotency key: at most 64 bytes, printable.
-func ClientMsgID(s string) string {
-	if len(s) > event.MaxClientMsgIDBytes {
-		return fmt.Sprintf("must be at most %d bytes", event.MaxClientMsgIDBytes)
+// tooLong is payload_too_large for a message body over the limit: the one
+// code of this rule on every transport.
+func tooLong(field, s string) error {
+	if len(s) <= MaxMessageBodyBytes {
+		return nil
+	}
+	problem := fmt.Sprintf("must be at most %d bytes", MaxMessageBodyBytes)
+	return &Error{Code: CodePayloadTooLarge, Message: field + ": " + problem,
+		Details: map[string]any{"fields": map[string]string{field: problem}}}
+}
+
+// clientMsgID checks the optional idempotency key: at most 64 bytes, printable.
+func clientMsgID(s string) string {
+	if len(s) > MaxClientMsgIDBytes {
+		return fmt.Sprintf("must be at most %d bytes", MaxClientMsgIDBytes)
 	}
 	for _, r := range s {
 		if r == utf8.RuneError || !unicode.IsPrint(r) || unicode.IsSpace(r) {
@@ -118,9 +112,9 @@ func ClientMsgID(s string) string {
 	return ""
 }
 
-// ID checks a required resource id. Ids are opaque to clients; this only
+// id checks a required resource id. Ids are opaque to clients; this only
 // keeps garbage (huge or odd strings) away from the store.
-func ID(s string) string {
+func id(s string) string {
 	if s == "" {
 		return "is required"
 	}
@@ -132,7 +126,7 @@ func ID(s string) string {
 
 // IsID reports whether s looks like an id: 1..64 of [A-Za-z0-9_-].
 func IsID(s string) bool {
-	if s == "" || len(s) > MaxID {
+	if s == "" || len(s) > MaxIDBytes {
 		return false
 	}
 	for _, r := range s {
@@ -143,21 +137,21 @@ func IsID(s string) bool {
 	return true
 }
 
-// IDs checks a list of ids (each valid, at most max entries) and returns them
+// ids checks a list of ids (each valid, at most max entries) and returns them
 // without duplicates, in their first order.
-func IDs(ids []string, max int) ([]string, string) {
-	if len(ids) > max {
+func ids(list []string, max int) ([]string, string) {
+	if len(list) > max {
 		return nil, fmt.Sprintf("must have at most %d entries", max)
 	}
-	seen := make(map[string]struct{}, len(ids))
-	out := make([]string, 0, len(ids))
-	for _, id := range ids {
-		if !IsID(id) {
-			return nil, fmt.Sprintf("%q is not a valid id", truncate(id, MaxID))
+	seen := make(map[string]struct{}, len(list))
+	out := make([]string, 0, len(list))
+	for _, s := range list {
+		if !IsID(s) {
+			return nil, fmt.Sprintf("%q is not a valid id", truncate(s, MaxIDBytes))
 		}
-		if _, dup := seen[id]; !dup {
-			seen[id] = struct{}{}
-			out = append(out, id)
+		if _, dup := seen[s]; !dup {
+			seen[s] = struct{}{}
+			out = append(out, s)
 		}
 	}
 	return out, ""
