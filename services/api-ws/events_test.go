@@ -428,8 +428,8 @@ func TestPresenceSubscribeInput(t *testing.T) {
 	if got := call(t, alice, "presence.subscribe", map[string]any{"user_ids": []string{"one-more"}}); !got.OK {
 		t.Fatalf("room again after unsubscribe: %+v", got)
 	}
-	if got := metric(t, inst, "mop_ws_presence_subscriptions"); got != event.MaxPresenceSubscriptions {
-		t.Fatalf("subscriptions gauge %v, want %d", got, event.MaxPresenceSubscriptions)
+	if got := metric(t, inst, "mop_ws_presence_subscriptions"); got != api.MaxPresenceSubscriptions {
+		t.Fatalf("subscriptions gauge %v, want %d", got, api.MaxPresenceSubscriptions)
 	}
 	// A socket's subscriptions end with it.
 	alice.Close()
