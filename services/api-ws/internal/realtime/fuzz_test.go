@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/chat5202ol/mop/pkg/event"
+	"github.com/chat5202ol/mop/pkg/api"
 )
 
 // FuzzPresenceIDs: the {user_ids} payload of presence.query, .subscribe and
@@ -21,12 +21,12 @@ func FuzzPresenceIDs(f *testing.F) {
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		ids, err := presenceIDs(json.RawMessage(payload))
 		if err != nil {
-			if body := errorAnswer(err)["error"].(map[string]any); body["code"] != event.CodeInvalidInput {
+			if body := errorAnswer(err)["error"].(map[string]any); body["code"] != api.CodeInvalidInput {
 				t.Fatalf("%q: error code %v", payload, body["code"])
 			}
 			return
 		}
-		if ids == nil || len(ids) > event.MaxPresenceQueryUserIDs {
+		if ids == nil || len(ids) > api.MaxPresenceQueryUserIDs {
 			t.Fatalf("%q: %d ids (nil %v)", payload, len(ids), ids == nil)
 		}
 		for _, id := range ids {
