@@ -19,6 +19,7 @@ import (
 
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/pkg/natstest"
+	"github.com/chat5202ol/mop/services/api-rest/internal/spec"
 )
 
 func TestVersionAndBadConfig(t *testing.T) {
@@ -85,6 +86,8 @@ type stack struct {
 	base string
 	js   jetstream.JetStream
 	subj event.Subjects
+	// client checks every answer against the OpenAPI document.
+	client *http.Client
 }
 
 func freeAddr(t *testing.T) string {
@@ -131,7 +134,8 @@ func startStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{t: t, base: "http://" + addr, js: js, subj: event.MustSubjects("itest")}
+	s := &stack{t: t, base: "http://" + addr, js: js, subj: event.MustSubjects("itest"),
+		client: &http.Client{Transport: spec.Transport(t, nil)}}
 	// Ready means store, NATS and the stream are there (set up in the background).
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -187,7 +191,7 @@ func (s *stack) call(method, path, token string, body, out any) int {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.client.Do(req)
 	if err != nil {
 		s.t.Fatalf("%s %s: %v", method, path, err)
 	}

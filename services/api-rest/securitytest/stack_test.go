@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chat5202ol/mop/services/api-rest/internal/spec"
 )
 
 // proc is one started binary with its log file.
@@ -36,6 +38,8 @@ type stack struct {
 	rest, ws string // http://127.0.0.1:port
 	natsURL  string
 	procs    []*proc
+	// client checks every answer of api-rest against the OpenAPI document.
+	client *http.Client
 }
 
 func binDir(t *testing.T) string {
@@ -100,7 +104,8 @@ func (p *proc) stop() {
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
-	s := &stack{t: t, dir: t.TempDir(), key: "Zq8vN3xL1mR7tK0pW5yB2cH9sD4fG6jA-uE_oIaXrQnVbMkT"}
+	s := &stack{t: t, dir: t.TempDir(), key: "Zq8vN3xL1mR7tK0pW5yB2cH9sD4fG6jA-uE_oIaXrQnVbMkT",
+		client: &http.Client{Transport: spec.Transport(t, nil)}}
 	t.Cleanup(func() {
 		for i := len(s.procs) - 1; i >= 0; i-- { // services before the NATS server they drain into
 			s.procs[i].stop()
@@ -184,7 +189,7 @@ func (s *stack) api(method, path, token string, body any, out any) int {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.client.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -203,7 +208,7 @@ func (s *stack) login(ip, username, password string) int {
 	req, _ := http.NewRequest("POST", s.rest+"/api/v1/auth/login", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Forwarded-For", ip)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.client.Do(req)
 	if err != nil {
 		return 0
 	}

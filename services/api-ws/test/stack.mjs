@@ -1,13 +1,17 @@
 // The real stack for the client suites: bin/nats-server, bin/api-rest and two
 // bin/api-ws instances on free loopback ports, plus REST and socket helpers.
 // Every process is killed when the suite ends (after() hook and process exit).
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { afterEach } from 'node:test';
 import { fileURLToPath } from 'node:url';
+
+import { stats, violations, watch } from './asyncapi.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../../..');
@@ -151,14 +155,22 @@ export async function startStack(opts = {}) {
  */
 export function useStack(before, after) {
   const ctx = { stack: null, rest: null, sockets: [] };
-  ctx.track = (s) => { ctx.sockets.push(s); return s; };
+  // Every tracked socket is held to asyncapi.yaml (asyncapi.mjs).
+  ctx.track = (s) => { ctx.sockets.push(watch(s)); return s; };
   before(async () => {
     ctx.stack = await startStack();
     ctx.rest = new Rest(ctx.stack.rest);
   });
+  // A violation fails the test during which it arrived.
+  afterEach(() => {
+    const seen = violations.splice(0);
+    assert.deepEqual(seen, [], `not as pkg/apidoc/asyncapi.yaml says:\n${seen.join('\n')}`);
+  });
   after(async () => {
     for (const s of ctx.sockets) s.close();
     if (ctx.stack) await ctx.stack.stop();
+    assert.deepEqual(violations, [], `not as pkg/apidoc/asyncapi.yaml says:\n${violations.join('\n')}`);
+    assert.ok(stats.events > 0 && stats.acks > 0, `the asyncapi hooks saw nothing: ${JSON.stringify(stats)}`);
   });
   return ctx;
 }

@@ -156,6 +156,7 @@ func TestBadInputEveryEndpoint(t *testing.T) {
 					rec := httptest.NewRecorder()
 					e.h.ServeHTTP(rec, hr)
 					_, _ = io.Copy(io.Discard, pr) // unblock the writer if the handler stopped reading
+					e.checkSpec(hr, rec)
 					expectError(t, rec, 413, "payload_too_large")
 				})
 			}

@@ -23,6 +23,7 @@ import (
 	"github.com/chat5202ol/mop/services/api-rest/internal/account"
 	"github.com/chat5202ol/mop/services/api-rest/internal/chat"
 	"github.com/chat5202ol/mop/services/api-rest/internal/rest"
+	"github.com/chat5202ol/mop/services/api-rest/internal/spec"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store/storetest"
 )
@@ -91,6 +92,9 @@ type req struct {
 	Method, Path, Token string
 	Body                any
 	Header              map[string]string
+	// Unlisted marks a route that a test adds to the handler, which the
+	// OpenAPI document rightly does not have; its answer is not checked.
+	Unlisted bool
 }
 
 func (e *env) do(r req) *httptest.ResponseRecorder {
@@ -125,7 +129,20 @@ func (e *env) do(r req) *httptest.ResponseRecorder {
 	}
 	rec := httptest.NewRecorder()
 	e.h.ServeHTTP(rec, hr)
+	if !r.Unlisted {
+		e.checkSpec(hr, rec)
+	}
 	return rec
+}
+
+// checkSpec holds every answer of the suite to the OpenAPI document
+// (pkg/apidoc/openapi.yaml): an undocumented route, status, header or body
+// field fails the test.
+func (e *env) checkSpec(hr *http.Request, rec *httptest.ResponseRecorder) {
+	e.t.Helper()
+	if err := spec.MustLoad(e.t).Check(hr, rec.Code, rec.Header(), rec.Body.Bytes()); err != nil {
+		e.t.Errorf("openapi: %v", err)
+	}
 }
 
 // expect checks the status and decodes the body into out (when not nil).

@@ -1,7 +1,8 @@
-// Package api is api-rest's HTTP layer: the gin router under /api/v1, its
+// Package rest is api-rest's HTTP layer: the gin router under /api/v1, its
 // middleware (request ids, access log, recovery, CORS, body limit, metrics),
-// bearer authentication, the handlers of docs/api.md, and the health, readiness
-// and metrics endpoints. Handlers decode, call the account and chat services
+// bearer authentication, the handlers of docs/api.md, the health, readiness
+// and metrics endpoints, and the OpenAPI document (pkg/apidoc) that describes
+// them all. Handlers decode, call the account and chat services
 // and encode; every error becomes a status and code in errors.go only.
 package rest
 
@@ -19,6 +20,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/chat5202ol/mop/pkg/api"
+	"github.com/chat5202ol/mop/pkg/apidoc"
 	"github.com/chat5202ol/mop/pkg/version"
 	"github.com/chat5202ol/mop/services/api-rest/internal/account"
 	"github.com/chat5202ol/mop/services/api-rest/internal/chat"
@@ -81,6 +83,10 @@ func New(opts Options) (http.Handler, error) {
 	s.loginIP = limit.New(opts.Login.PerMinute, opts.Login.Burst, opts.Now)
 	s.loginID = limit.New(opts.Login.PerMinute, opts.Login.Burst, opts.Now)
 	s.register = limit.New(opts.Register.PerMinute, opts.Register.Burst, opts.Now)
+	doc, err := apidoc.OpenAPIJSON()
+	if err != nil {
+		return nil, err
+	}
 
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
@@ -90,7 +96,7 @@ func New(opts Options) (http.Handler, error) {
 	}
 	r.Use(s.requestID, s.accessLog, s.recover, s.originCheck, cors.New(cors.Config{
 		AllowOrigins:     opts.AllowedOrigins,
-		AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete},
+		AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
 		AllowHeaders:     []string{"Authorization", "Content-Type", headerRequestID},
 		ExposeHeaders:    []string{headerRequestID, "Retry-After", "WWW-Authenticate"},
 		AllowCredentials: false, // bearer tokens, never cookies
@@ -104,6 +110,7 @@ func New(opts Options) (http.Handler, error) {
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry})))
 
 	v1 := r.Group("/api/v1")
+	v1.GET("/openapi.json", openAPI(doc))
 	v1.POST("/auth/register", handle(s.registerUser))
 	v1.POST("/auth/login", handle(s.login))
 	v1.POST("/auth/refresh", handle(s.refresh))

@@ -116,16 +116,7 @@ type Server struct {
 // New builds the server; base bounds every RPC made on behalf of a socket.
 func New(base context.Context, opts Options, d Deps) *Server {
 	s := &Server{opts: opts, d: d, base: base}
-	s.handlers = map[string]handlerFunc{
-		"message.send":         s.messageSend,
-		"read":                 s.read,
-		"typing":               s.typing,
-		"presence.query":       s.presenceQuery,
-		"presence.subscribe":   s.presenceSubscribe,
-		"presence.unsubscribe": s.presenceUnsubscribe,
-		"presence.count":       s.presenceCount,
-		"auth.refresh":         s.authRefresh,
-	}
+	s.handlers = s.handlerTable()
 	s.io = socketio.New(socketio.Options{
 		Engine: engineio.Options{
 			PingInterval: opts.PingInterval, PingTimeout: opts.PingTimeout, ConnectTimeout: opts.ConnectTimeout,
@@ -136,6 +127,21 @@ func New(base context.Context, opts Options, d Deps) *Server {
 	}, (*handler)(s))
 	d.Hub.UseEngine(s.io.Engine())
 	return s
+}
+
+// handlerTable maps each client event to its handler; these are the
+// receive operations of pkg/apidoc/asyncapi.yaml (a test holds them equal).
+func (s *Server) handlerTable() map[string]handlerFunc {
+	return map[string]handlerFunc{
+		"message.send":         s.messageSend,
+		"read":                 s.read,
+		"typing":               s.typing,
+		"presence.query":       s.presenceQuery,
+		"presence.subscribe":   s.presenceSubscribe,
+		"presence.unsubscribe": s.presenceUnsubscribe,
+		"presence.count":       s.presenceCount,
+		"auth.refresh":         s.authRefresh,
+	}
 }
 
 // Handler serves /socket.io/. New sessions are refused with 503 while

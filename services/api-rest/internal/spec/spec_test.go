@@ -1,0 +1,89 @@
+package spec_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/chat5202ol/mop/services/api-rest/internal/spec"
+)
+
+const (
+	user     = `{"id":"01J0000000000000000000000A","username":"alice","display_name":"Alice","created_at":"2026-01-02T03:04:05Z"}`
+	notFound = `{"error":{"code":"not_found","message":"not found","details":{}}}`
+)
+
+func TestCheck(t *testing.T) {
+	d := spec.MustLoad(t)
+	jsonHeader := func(kv ...string) http.Header {
+		h := http.Header{"Content-Type": {"application/json; charset=utf-8"}, "X-Request-Id": {"req-1"}}
+		for i := 0; i+1 < len(kv); i += 2 {
+			if kv[i+1] == "" {
+				h.Del(kv[i])
+			} else {
+				h.Set(kv[i], kv[i+1])
+			}
+		}
+		return h
+	}
+	cases := []struct {
+		name, method, path string
+		reqHeader          map[string]string
+		status             int
+		header             http.Header
+		body               string
+		wantErr            string // "" = valid
+	}{
+		{"profile", "GET", "/api/v1/users/me", nil, 200, jsonHeader(), user, ""},
+		{"deleted profile", "GET", "/api/v1/users/x", nil, 200, jsonHeader(), `{"id":"01J0000000000000000000000B","username":"","display_name":"Deleted user","created_at":"2026-01-02T03:04:05Z","deleted":true}`, ""},
+		{"undocumented field", "GET", "/api/v1/users/me", nil, 200, jsonHeader(), strings.TrimSuffix(user, "}") + `,"avatar":"x"}`, "avatar"},
+		{"missing field", "GET", "/api/v1/users/me", nil, 200, jsonHeader(), `{"id":"a","username":"alice","display_name":"A"}`, "created_at"},
+		{"no request id", "GET", "/api/v1/users/me", nil, 200, jsonHeader("X-Request-Id", ""), user, "X-Request-ID"},
+		{"undocumented status", "GET", "/api/v1/users/me", nil, 418, jsonHeader(), notFound, "status is not supported"},
+		{"error code of another status", "GET", "/api/v1/users/me", nil, 404, jsonHeader(), strings.Replace(notFound, "not_found", "conflict", 1), "not_found"},
+		{"429 without Retry-After", "POST", "/api/v1/auth/login", nil, 429, jsonHeader(),
+			`{"error":{"code":"rate_limited","message":"slow down","details":{"retry_after":3}}}`, "Retry-After"},
+		{"429", "POST", "/api/v1/auth/login", nil, 429, jsonHeader("Retry-After", "3"),
+			`{"error":{"code":"rate_limited","message":"slow down","details":{"retry_after":3}}}`, ""},
+		{"401 without challenge", "GET", "/api/v1/users/me", nil, 401, jsonHeader(),
+			`{"error":{"code":"token_missing","message":"m","details":{}}}`, "WWW-Authenticate"},
+		{"204 with a body", "POST", "/api/v1/auth/logout", nil, 204, jsonHeader(), `{}`, "with a body"},
+		{"204", "POST", "/api/v1/auth/logout", nil, 204, jsonHeader("Content-Type", ""), ``, ""},
+		{"unknown route refused", "GET", "/api/v1/nope", nil, 404, jsonHeader(), notFound, ""},
+		{"unknown method refused", "PUT", "/api/v1/conversations", nil, 405, jsonHeader(),
+			`{"error":{"code":"method_not_allowed","message":"method not allowed","details":{}}}`, ""},
+		{"unknown route served", "GET", "/api/v1/nope", nil, 200, jsonHeader(), `{}`, "not in openapi.yaml"},
+		{"unknown route, other 404 body", "GET", "/api/v1/nope", nil, 404, jsonHeader(), `not found`, "not in openapi.yaml"},
+		{"cors preflight", "OPTIONS", "/api/v1/users/me", map[string]string{"Access-Control-Request-Method": "GET"}, 204, http.Header{}, ``, ""},
+		{"plain OPTIONS", "OPTIONS", "/api/v1/users/me", nil, 204, http.Header{}, ``, "not in openapi.yaml"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(tc.method, tc.path, nil)
+			for k, v := range tc.reqHeader {
+				r.Header.Set(k, v)
+			}
+			err := d.Check(r, tc.status, tc.header, []byte(tc.body))
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("unexpected mismatch: %v", err)
+			case tc.wantErr != "" && err == nil:
+				t.Fatalf("no mismatch reported, want one about %q", tc.wantErr)
+			case tc.wantErr != "" && !strings.Contains(err.Error(), tc.wantErr):
+				t.Fatalf("mismatch %v, want one about %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestOperationsInGinSyntax(t *testing.T) {
+	ops := spec.MustLoad(t).Operations()
+	want := spec.Operation{Method: "DELETE", Path: "/api/v1/conversations/:id/messages/:message_id"}
+	for _, op := range ops {
+		if op == want {
+			return
+		}
+	}
+	t.Fatalf("%v not among %v", want, ops)
+}

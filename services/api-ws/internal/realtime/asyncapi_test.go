@@ -1,0 +1,51 @@
+package realtime
+
+import (
+	"maps"
+	"slices"
+	"testing"
+
+	"github.com/chat5202ol/mop/pkg/apidoc"
+	"github.com/chat5202ol/mop/pkg/event"
+)
+
+// TestAsyncAPIDocumentsEveryEvent holds pkg/apidoc/asyncapi.yaml to the
+// server: the client events it receives are exactly the handled ones, every
+// socket event type of pkg/event is among the events it sends (privacy.updated
+// stays between the services), and the ack
+// and connect refusal codes are the server's.
+func TestAsyncAPIDocumentsEveryEvent(t *testing.T) {
+	sent, received, err := apidoc.Events()
+	if err != nil {
+		t.Fatal(err)
+	}
+	handled := slices.Sorted(maps.Keys((&Server{}).handlerTable()))
+	if !slices.Equal(received, handled) {
+		t.Errorf("asyncapi.yaml receives %v, the server handles %v", received, handled)
+	}
+	types := []event.Type{event.MessageCreated, event.MessageUpdated, event.MessageDeleted, event.ReadUpdated,
+		event.ConversationCreated, event.ConversationUpdated, event.MemberAdded, event.MemberRemoved,
+		event.SessionRevoked, event.Typing, event.Presence, event.SessionExpired, event.Resync}
+	for _, typ := range types {
+		if !slices.Contains(sent, string(typ)) {
+			t.Errorf("the server emits %q, asyncapi.yaml does not send it", typ)
+		}
+	}
+
+	ackCodesDoc, err := apidoc.AsyncEnum("AckErrorCode")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := slices.Sorted(maps.Keys(ackCodes)); !slices.Equal(ackCodesDoc, want) {
+		t.Errorf("asyncapi.yaml AckErrorCode %v, the server's ack codes %v", ackCodesDoc, want)
+	}
+	refusals, err := apidoc.AsyncEnum("ConnectErrorCode")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := slices.Sorted(slices.Values([]string{CodeTokenMissing, CodeTokenInvalid, CodeTokenExpired,
+		CodeSessionRevoked, CodeSocketsPerUser, CodeSocketsPerAddress}))
+	if !slices.Equal(refusals, want) {
+		t.Errorf("asyncapi.yaml ConnectErrorCode %v, the server refuses with %v", refusals, want)
+	}
+}
