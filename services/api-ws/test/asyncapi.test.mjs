@@ -54,3 +54,17 @@ test('asyncapi validator: documented shapes pass, others are violations', () => 
     violations.length = before;
   }
 });
+
+test('asyncapi: the data of every golden event of pkg/event is what the document sends', async () => {
+  const { readdirSync, readFileSync } = await import('node:fs');
+  const dir = new URL('../../../pkg/event/testdata/', import.meta.url);
+  const files = readdirSync(dir).filter((f) => f.endsWith('.golden.json'));
+  assert.ok(files.length >= 10, `only ${files.length} golden files`);
+  for (const f of files) {
+    const env = JSON.parse(readFileSync(new URL(f, dir), 'utf8'));
+    const before = violations.length;
+    const problems = checkEvent(env.type, env.data);
+    violations.length = before;
+    assert.deepEqual(problems, [], `${f}`);
+  }
+});

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/chat5202ol/mop/pkg/apidoc"
 	"github.com/chat5202ol/mop/services/api-rest/internal/spec"
 )
 
@@ -86,4 +89,27 @@ func TestOperationsInGinSyntax(t *testing.T) {
 		}
 	}
 	t.Fatalf("%v not among %v", want, ops)
+}
+
+// TestServedJSONIsTheDocument: what /api/v1/openapi.json serves (the YAML
+// converted to JSON) is a valid OpenAPI document with the same operations.
+func TestServedJSONIsTheDocument(t *testing.T) {
+	served, err := apidoc.OpenAPIJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(served.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(loader.Context); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := doc.Paths.Len(), spec.MustLoad(t).Doc.Paths.Len(); got != want || got < 20 {
+		t.Fatalf("served JSON has %d paths, the YAML %d", got, want)
+	}
+	if !doc.IsOpenAPI31OrLater() {
+		t.Fatalf("served openapi %q", doc.OpenAPI)
+	}
 }
