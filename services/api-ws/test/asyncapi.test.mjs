@@ -62,6 +62,7 @@ test('asyncapi: the data of every golden event of pkg/event is what the document
   assert.ok(files.length >= 10, `only ${files.length} golden files`);
   for (const f of files) {
     const env = JSON.parse(readFileSync(new URL(f, dir), 'utf8'));
+    if (env.type === 'privacy.updated') continue; // between the services only, never on a socket
     const before = violations.length;
     const problems = checkEvent(env.type, env.data);
     violations.length = before;
