@@ -128,8 +128,13 @@ export function watch(socket) {
     // the client's own (transport, timeout) carry one.
     socket.on('connect_error', (err) => { if (err.type === undefined && err.message !== 'timeout') checkConnectError(err); });
   } else {
-    // 2.x: a refusal is an `error` event carrying the data.
-    socket.on('error', (data) => { stats.refusals++; checkEvent('error', data); });
+    // 2.x: a refusal is an `error` event carrying the server's data; the
+    // client's own errors (transport) arrive on it too, as Error objects.
+    socket.on('error', (data) => {
+      if (data instanceof Error) return;
+      stats.refusals++;
+      checkEvent('error', data);
+    });
   }
   return socket;
 }
