@@ -27,6 +27,10 @@ const (
 	EventTyping        = "typing"
 	EventPresenceQuery = "presence.query"
 	EventAuthRefresh   = "auth.refresh"
+
+	EventPresenceSubscribe   = "presence.subscribe"
+	EventPresenceUnsubscribe = "presence.unsubscribe"
+	EventPresenceCount       = "presence.count"
 )
 
 // Conversation types.

@@ -26,11 +26,11 @@ func DecodeLenient(data []byte, v any) error { return decode(data, v, false) }
 
 func decode(data []byte, v any, strict bool) error {
 	if len(bytes.TrimSpace(data)) == 0 {
-		return Fail(CodeInvalidJSON, "the body is empty, want a JSON object")
+		return Fail(CodeInvalidJSON, "nothing to decode, want a JSON object")
 	}
 	if !utf8.Valid(data) {
 		// encoding/json would replace bad bytes with U+FFFD and store garbage.
-		return Fail(CodeInvalidJSON, "the body is not valid UTF-8")
+		return Fail(CodeInvalidJSON, "not valid UTF-8")
 	}
 	// A first pass into raw values catches syntax errors, trailing data and
 	// non-objects, and yields the exact keys (encoding/json matches struct

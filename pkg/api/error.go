@@ -32,6 +32,10 @@ const (
 	CodeUnknownEvent       = "unknown_event"
 	CodeUnavailable        = "unavailable"
 	CodeInternal           = "internal"
+	// Socket connect refusals beyond the token codes (connect_error data.code,
+	// with message rate_limited).
+	CodeSocketsPerUser    = "sockets_per_user"
+	CodeSocketsPerAddress = "sockets_per_address"
 )
 
 // Error is a failure a client sees: a code of the vocabulary above, a human

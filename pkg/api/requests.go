@@ -279,15 +279,33 @@ func (t Typing) Validate() error {
 	return p.Err()
 }
 
-// PresenceQuery is the socket's presence.query.
-type PresenceQuery struct {
+// PresenceUsers is the payload of presence.query, presence.subscribe and
+// presence.unsubscribe.
+type PresenceUsers struct {
 	UserIDs []string `json:"user_ids"`
 }
 
 // Validate checks the ids: at most MaxPresenceQueryUserIDs, each valid.
-func (q PresenceQuery) Validate() error {
-	_, problem := ids(q.UserIDs, MaxPresenceQueryUserIDs)
-	return Problems{"user_ids": problem}.checked()
+func (q PresenceUsers) Validate() error {
+	if len(q.UserIDs) > MaxPresenceQueryUserIDs {
+		return Invalid("user_ids", fmt.Sprintf("at most %d ids", MaxPresenceQueryUserIDs))
+	}
+	for _, s := range q.UserIDs {
+		if !IsID(s) {
+			return Invalid("user_ids", fmt.Sprintf("%q is not a valid id", truncate(s, MaxIDBytes)))
+		}
+	}
+	return nil
+}
+
+// PresenceCount is the socket's presence.count.
+type PresenceCount struct {
+	ConversationID string `json:"conversation_id"`
+}
+
+// Validate checks the conversation id.
+func (c PresenceCount) Validate() error {
+	return Problems{"conversation_id": id(c.ConversationID)}.checked()
 }
 
 // AuthRefresh is the socket's auth.refresh: a new access token of the same user.

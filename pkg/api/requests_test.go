@@ -67,9 +67,12 @@ func TestValidate(t *testing.T) {
 		{"mark read no conversation", api.MarkRead{Read: api.Read{Seq: ptr(int64(1))}}, api.CodeInvalidInput, "conversation_id"},
 		{"typing ok", api.Typing{ConversationID: "c1", State: api.TypingStop}, "", ""},
 		{"typing odd state", api.Typing{ConversationID: "c1", State: "pause"}, api.CodeInvalidInput, "state"},
-		{"presence too many", api.PresenceQuery{UserIDs: make([]string, api.MaxPresenceQueryUserIDs+1)}, api.CodeInvalidInput, "user_ids"},
-		{"presence empty id", api.PresenceQuery{UserIDs: []string{""}}, api.CodeInvalidInput, "user_ids"},
-		{"presence none", api.PresenceQuery{}, "", ""},
+		{"presence too many", api.PresenceUsers{UserIDs: make([]string, api.MaxPresenceQueryUserIDs+1)}, api.CodeInvalidInput, "user_ids"},
+		{"presence empty id", api.PresenceUsers{UserIDs: []string{""}}, api.CodeInvalidInput, "user_ids"},
+		{"presence none", api.PresenceUsers{}, "", ""},
+		{"presence odd id", api.PresenceUsers{UserIDs: []string{"a", "b/c"}}, api.CodeInvalidInput, "user_ids"},
+		{"count ok", api.PresenceCount{ConversationID: "c1"}, "", ""},
+		{"count missing", api.PresenceCount{}, api.CodeInvalidInput, "conversation_id"},
 		{"auth refresh missing", api.AuthRefresh{}, api.CodeInvalidInput, "token"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

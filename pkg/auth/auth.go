@@ -22,6 +22,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/oklog/ulid/v2"
+
+	"github.com/chat5202ol/mop/pkg/api"
 )
 
 // Sentinel errors; Code maps them to the wire codes of docs/api.md (connect_error
@@ -36,11 +38,11 @@ var (
 func Code(err error) string {
 	switch {
 	case errors.Is(err, ErrTokenMissing):
-		return "token_missing"
+		return api.CodeTokenMissing
 	case errors.Is(err, ErrTokenExpired):
-		return "token_expired"
+		return api.CodeTokenExpired
 	default:
-		return "token_invalid"
+		return api.CodeTokenInvalid
 	}
 }
 

@@ -140,7 +140,7 @@ describe('delivery', () => {
     for (const [payload, code] of [
       [{ conversation_id: conv.id, body: 'intruder' }, 'not_found'],
       [{ conversation_id: 42, body: 'x' }, 'invalid_input'],
-      ['just a string', 'invalid_input'],
+      ['just a string', 'invalid_json'], // as REST answers a body that is not an object
       [{ conversation_id: conv.id, body: 'x'.repeat(16385) }, 'payload_too_large'],
     ]) {
       const ack = await c.timeout(5000).emitWithAck('message.send', payload);

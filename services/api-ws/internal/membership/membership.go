@@ -7,12 +7,13 @@ package membership
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
+
+	"github.com/chat5202ol/mop/pkg/api"
 )
 
 // Source fetches the member ids of a conversation on behalf of userID; it
@@ -47,8 +48,9 @@ func New(src Source, ttl time.Duration, max int) *Cache {
 	return &Cache{src: src, ttl: ttl, max: max, now: time.Now, entries: map[string]entry{}, gen: map[string]uint64{}}
 }
 
-// ErrNotMember is returned when the member list does not contain the user.
-var ErrNotMember = errors.New("not a member")
+// ErrNotMember is returned when the member list does not contain the user;
+// like api-rest, it does not reveal whether the conversation exists.
+var ErrNotMember = api.Fail(api.CodeNotFound, "conversation not found")
 
 // Members returns the members of conversationID if userID is one of them.
 func (c *Cache) Members(ctx context.Context, userID, conversationID string) ([]string, error) {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/apidoc"
 	"github.com/chat5202ol/mop/pkg/event"
 )
@@ -36,15 +37,15 @@ func TestAsyncAPIDocumentsEveryEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := slices.Sorted(maps.Keys(ackCodes)); !slices.Equal(ackCodesDoc, want) {
+	if want := slices.Sorted(maps.Keys(acks)); !slices.Equal(ackCodesDoc, want) {
 		t.Errorf("asyncapi.yaml AckErrorCode %v, the server's ack codes %v", ackCodesDoc, want)
 	}
 	refusals, err := apidoc.AsyncEnum("ConnectErrorCode")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := slices.Sorted(slices.Values([]string{CodeTokenMissing, CodeTokenInvalid, CodeTokenExpired,
-		CodeSessionRevoked, CodeSocketsPerUser, CodeSocketsPerAddress}))
+	want := slices.Sorted(slices.Values([]string{api.CodeTokenMissing, api.CodeTokenInvalid, api.CodeTokenExpired,
+		api.CodeSessionRevoked, api.CodeSocketsPerUser, api.CodeSocketsPerAddress}))
 	if !slices.Equal(refusals, want) {
 		t.Errorf("asyncapi.yaml ConnectErrorCode %v, the server refuses with %v", refusals, want)
 	}

@@ -5,59 +5,37 @@ import (
 	"errors"
 
 	"github.com/chat5202ol/mop/pkg/api"
-	"github.com/chat5202ol/mop/services/api-ws/internal/membership"
-	"github.com/chat5202ol/mop/services/api-ws/internal/rpc"
 )
 
-// CodeUnknownEvent answers a client event api-ws does not handle.
-const CodeUnknownEvent = "unknown_event"
-
-// ackCodes are the error codes an ack may carry (docs/api.md).
-var ackCodes = map[string]bool{
-	api.CodeInvalidInput: true, api.CodeNotFound: true, api.CodeForbidden: true,
+// acks is THE table from error code to socket ack: the codes an ack may
+// carry (docs/api.md). Any other code (e.g. conflict from api-rest) has no
+// socket meaning: it is answered invalid_input with the original code in
+// details, so clients see only codes from the documented list.
+var acks = map[string]bool{
+	api.CodeInvalidJSON: true, api.CodeInvalidInput: true, api.CodeNotFound: true, api.CodeForbidden: true,
 	api.CodePayloadTooLarge: true, api.CodeRateLimited: true, api.CodeUnavailable: true,
-	api.CodeInternal: true, CodeUnknownEvent: true,
+	api.CodeInternal: true, api.CodeUnknownEvent: true,
 }
 
-// ackError is a failure to answer with a given code.
-type ackError struct {
-	code, message string
-	details       map[string]any
-}
-
-func (e *ackError) Error() string { return e.code + ": " + e.message }
-
-func fail(code, message string) error { return &ackError{code: code, message: message} }
-
-func invalidField(field, problem string) error {
-	return &ackError{code: api.CodeInvalidInput, message: field + ": " + problem,
-		details: map[string]any{"fields": map[string]string{field: problem}}}
-}
-
-// errorAnswer maps any error of a handler to the ack body. It is the one
-// place where errors become wire codes.
+// errorAnswer maps any error of a handler to the ack body. Errors are coded
+// where they arise (pkg/api validation, api-rest's RPC replies, the
+// membership cache, the RPC client); a timeout is unavailable, anything else
+// internal, without its text.
 func errorAnswer(err error) map[string]any {
-	e := &ackError{code: api.CodeInternal, message: "internal error"}
-	var ae *ackError
-	var re *api.Error
+	e, ok := api.As(err)
 	switch {
-	case errors.As(err, &ae):
-		e = ae
-	case errors.As(err, &re):
-		e = &ackError{code: re.Code, message: re.Message, details: re.Details}
-		if !ackCodes[e.code] {
-			// api-rest codes without a socket meaning (e.g. conflict) keep
-			// their message; clients see a code from the documented list.
-			e = &ackError{code: api.CodeInvalidInput, message: re.Message, details: map[string]any{"code": re.Code}}
-		}
-	case errors.Is(err, membership.ErrNotMember):
-		e = &ackError{code: api.CodeNotFound, message: "conversation not found"}
-	case errors.Is(err, rpc.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		e = &ackError{code: api.CodeUnavailable, message: "service unavailable, retry later"}
+	case ok:
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		e = api.Fail(api.CodeUnavailable, "service unavailable, retry later")
+	default:
+		e = api.Fail(api.CodeInternal, "internal error")
 	}
-	body := map[string]any{"code": e.code, "message": e.message}
-	if len(e.details) > 0 {
-		body["details"] = e.details
+	if !acks[e.Code] {
+		e = &api.Error{Code: api.CodeInvalidInput, Message: e.Message, Details: map[string]any{"code": e.Code}}
+	}
+	body := map[string]any{"code": e.Code, "message": e.Message}
+	if len(e.Details) > 0 {
+		body["details"] = e.Details
 	}
 	return map[string]any{"ok": false, "error": body}
 }

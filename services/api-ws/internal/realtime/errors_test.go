@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/chat5202ol/mop/pkg/api"
@@ -18,8 +19,9 @@ func TestErrorAnswerCodes(t *testing.T) {
 		err  error
 		code string
 	}{
-		{"ack error", fail(api.CodeRateLimited, "slow down"), "rate_limited"},
-		{"field", invalidField("seq", "must be a number"), "invalid_input"},
+		{"coded", api.Fail(api.CodeRateLimited, "slow down"), "rate_limited"},
+		{"field", api.Invalid("seq", "must be a number"), "invalid_input"},
+		{"not an object", api.Fail(api.CodeInvalidJSON, "want a JSON object"), "invalid_json"},
 		{"api-rest not_found", &api.Error{Code: "not_found", Message: "conversation not found"}, "not_found"},
 		{"api-rest wrapped", fmt.Errorf("rpc: %w", &api.Error{Code: "forbidden", Message: "no"}), "forbidden"},
 		{"api-rest code without a socket meaning", &api.Error{Code: "conflict", Message: "taken"}, "invalid_input"},
@@ -48,23 +50,46 @@ func TestErrorAnswerCodes(t *testing.T) {
 	}
 }
 
-func TestDecodeIsStrictAboutTypes(t *testing.T) {
-	var p sendPayload
-	for _, in := range []string{``, `null`, `[]`, `"x"`, `5`, `{"body": 5}`, `{"conversation_id": {}}`, `{bad json`} {
-		if err := decode(json.RawMessage(in), &p); err == nil {
-			t.Errorf("%q decoded", in)
-		} else if a := errorAnswer(err); a["error"].(map[string]any)["code"] != "invalid_input" {
-			t.Errorf("%q: %v", in, a)
+// TestRequest: a payload is decoded strictly and validated with the rules of
+// REST, and each broken rule gets the code it gets there.
+func TestRequest(t *testing.T) {
+	for _, tc := range []struct {
+		payload string
+		code    string // "" when accepted
+		field   string
+	}{
+		{``, api.CodeInvalidJSON, ""},
+		{`null`, api.CodeInvalidJSON, ""},
+		{`[]`, api.CodeInvalidJSON, ""},
+		{`"x"`, api.CodeInvalidJSON, ""},
+		{`5`, api.CodeInvalidJSON, ""},
+		{`{bad json`, api.CodeInvalidJSON, ""},
+		{`{"conversation_id":"c","body": 5}`, api.CodeInvalidInput, "body"},
+		{`{"conversation_id": {},"body":"b"}`, api.CodeInvalidInput, "conversation_id"},
+		{`{"conversation_id":"c","body":"b","extra":true}`, api.CodeInvalidInput, "extra"},
+		{`{"conversation_id":"c","Body":"b"}`, api.CodeInvalidInput, "Body"},
+		{`{"conversation_id":"c","body":"b","clientMsgId":"k"}`, api.CodeInvalidInput, "clientMsgId"},
+		{`{"conversation_id":"c","body":"  "}`, api.CodeInvalidInput, "body"},
+		{`{"body":"b"}`, api.CodeInvalidInput, "conversation_id"},
+		{`{"conversation_id":"c","body":"` + strings.Repeat("x", api.MaxMessageBodyBytes+1) + `"}`, api.CodePayloadTooLarge, "body"},
+		{`{"conversation_id":"c","body":"b","client_msg_id":"k"}`, "", ""},
+	} {
+		req, err := request[api.SendMessage](json.RawMessage(tc.payload))
+		if tc.code == "" {
+			if err != nil || req.ClientMsgID != "k" || req.Body != "b" {
+				t.Errorf("%.40s: %v %+v", tc.payload, err, req)
+			}
+			continue
 		}
-	}
-	for _, in := range []string{`{"conversation_id":"c","body":"b","extra":true}`, `{"conversation_id":"c","Body":"b"}`, `{"clientMsgId":"k"}`} {
-		err := decode(json.RawMessage(in), &p)
-		var ae *ackError
-		if !errors.As(err, &ae) || ae.code != "invalid_input" || ae.details == nil {
-			t.Errorf("%s: %v, want invalid_input naming the field", in, err)
+		body := errorAnswer(err)["error"].(map[string]any)
+		if body["code"] != tc.code {
+			t.Errorf("%.40s: %v, want %s", tc.payload, body, tc.code)
+			continue
 		}
-	}
-	if err := decode(json.RawMessage(`{"conversation_id":"c","body":"b","client_msg_id":"k"}`), &p); err != nil || p.ClientMsgID != "k" {
-		t.Fatalf("valid payload: %v %+v", err, p)
+		if tc.field != "" {
+			if e, _ := api.As(err); e.Fields()[tc.field] == "" {
+				t.Errorf("%.40s: %v does not name %q", tc.payload, body, tc.field)
+			}
+		}
 	}
 }

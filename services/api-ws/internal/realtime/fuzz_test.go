@@ -9,7 +9,7 @@ import (
 
 // FuzzPresenceIDs: the {user_ids} payload of presence.query, .subscribe and
 // .unsubscribe either decodes to a bounded list of plausible ids or is
-// refused as invalid_input; it never panics.
+// refused as invalid_json or invalid_input; it never panics.
 func FuzzPresenceIDs(f *testing.F) {
 	for _, seed := range []string{
 		`{"user_ids":["a","b"]}`, `{"user_ids":[]}`, `{"user_ids":null}`, `{}`, `[]`, `null`, `"x"`,
@@ -19,18 +19,19 @@ func FuzzPresenceIDs(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		ids, err := presenceIDs(json.RawMessage(payload))
+		req, err := request[api.PresenceUsers](json.RawMessage(payload))
 		if err != nil {
-			if body := errorAnswer(err)["error"].(map[string]any); body["code"] != api.CodeInvalidInput {
+			if body := errorAnswer(err)["error"].(map[string]any); body["code"] != api.CodeInvalidInput && body["code"] != api.CodeInvalidJSON {
 				t.Fatalf("%q: error code %v", payload, body["code"])
 			}
 			return
 		}
+		ids := userIDs(req)
 		if ids == nil || len(ids) > api.MaxPresenceQueryUserIDs {
 			t.Fatalf("%q: %d ids (nil %v)", payload, len(ids), ids == nil)
 		}
 		for _, id := range ids {
-			if id == "" || len(id) > maxIDBytes {
+			if id == "" || !api.IsID(id) {
 				t.Fatalf("%q: id %q accepted", payload, id)
 			}
 		}

@@ -25,14 +25,6 @@ import (
 	"github.com/chat5202ol/mop/services/api-ws/internal/socketio"
 )
 
-// Refusal codes of connect_error (data.code).
-const (
-	CodeTokenMissing   = "token_missing"
-	CodeTokenInvalid   = "token_invalid"
-	CodeTokenExpired   = "token_expired"
-	CodeSessionRevoked = "session_revoked"
-)
-
 // RPC is what the handlers ask api-rest.
 type RPC interface {
 	SendMessage(ctx context.Context, req event.SendMessageRequest) (json.RawMessage, error)
@@ -110,13 +102,13 @@ type Server struct {
 	io       *socketio.Server
 	base     context.Context
 	draining atomic.Bool
-	handlers map[string]handlerFunc
+	events   map[string]handlerFunc
 }
 
 // New builds the server; base bounds every RPC made on behalf of a socket.
 func New(base context.Context, opts Options, d Deps) *Server {
 	s := &Server{opts: opts, d: d, base: base}
-	s.handlers = s.handlerTable()
+	s.events = s.handlerTable()
 	s.io = socketio.New(socketio.Options{
 		Engine: engineio.Options{
 			PingInterval: opts.PingInterval, PingTimeout: opts.PingTimeout, ConnectTimeout: opts.ConnectTimeout,
@@ -127,21 +119,6 @@ func New(base context.Context, opts Options, d Deps) *Server {
 	}, (*handler)(s))
 	d.Hub.UseEngine(s.io.Engine())
 	return s
-}
-
-// handlerTable maps each client event to its handler; these are the
-// receive operations of pkg/apidoc/asyncapi.yaml (a test holds them equal).
-func (s *Server) handlerTable() map[string]handlerFunc {
-	return map[string]handlerFunc{
-		"message.send":         s.messageSend,
-		"read":                 s.read,
-		"typing":               s.typing,
-		"presence.query":       s.presenceQuery,
-		"presence.subscribe":   s.presenceSubscribe,
-		"presence.unsubscribe": s.presenceUnsubscribe,
-		"presence.count":       s.presenceCount,
-		"auth.refresh":         s.authRefresh,
-	}
 }
 
 // Handler serves /socket.io/. New sessions are refused with 503 while
@@ -168,9 +145,6 @@ func (s *Server) Close() { s.io.Close() }
 
 // Connect refusal messages beyond "unauthorized" (docs/api.md).
 const (
-	MessageRateLimited      = "rate_limited"
-	CodeSocketsPerUser      = "sockets_per_user"
-	CodeSocketsPerAddress   = "sockets_per_address"
 	messageUnauthorized     = "unauthorized"
 	binaryNotSupportedError = "binary payloads are not supported"
 )
@@ -224,23 +198,23 @@ func (h *handler) Connect(sock *socketio.Socket, auth json.RawMessage) *socketio
 	revoked, _ := s.d.Revoked.Revoked(claims.SessionID)
 	switch {
 	case owner != claims.UserID():
-		return s.refuse(messageUnauthorized, CodeTokenInvalid)
+		return s.refuse(messageUnauthorized, api.CodeTokenInvalid)
 	case !live || revoked:
-		return s.refuse(messageUnauthorized, CodeSessionRevoked)
+		return s.refuse(messageUnauthorized, api.CodeSessionRevoked)
 	}
 	if sess.OverLimit() {
-		return s.refuse(MessageRateLimited, CodeSocketsPerAddress)
+		return s.refuse(api.CodeRateLimited, api.CodeSocketsPerAddress)
 	}
 	c, err := s.d.Hub.Register(sock, claims.UserID(), claims.SessionID, claims.ExpiresAt.Time)
 	if err != nil {
-		return s.refuse(MessageRateLimited, CodeSocketsPerUser)
+		return s.refuse(api.CodeRateLimited, api.CodeSocketsPerUser)
 	}
 	sock.SetData(c)
 	// A revocation that arrived while authenticating found no socket to
 	// kick: check again now that the socket is findable.
 	if revoked, _ := s.d.Revoked.Revoked(claims.SessionID); revoked {
 		s.d.Hub.Remove(c, hub.ReasonRevoked)
-		return s.refuse(messageUnauthorized, CodeSessionRevoked)
+		return s.refuse(messageUnauthorized, api.CodeSessionRevoked)
 	}
 	// Before the client hears it is connected, so that a partner's
 	// transition right after the connect reaches it (one cached lookup per
@@ -294,9 +268,9 @@ func (h *handler) Refused(sock *socketio.Socket, name, why string, ack func(...j
 	if ack == nil {
 		return
 	}
-	err := fail(api.CodeRateLimited, "too many events, slow down")
+	err := api.Fail(api.CodeRateLimited, "too many events, slow down")
 	if why == socketio.RefusedBinary {
-		err = fail(api.CodeInvalidInput, binaryNotSupportedError)
+		err = api.Fail(api.CodeInvalidInput, binaryNotSupportedError)
 	}
 	ack(mustJSON(errorAnswer(err)))
 }

@@ -21,8 +21,9 @@ import (
 	"github.com/chat5202ol/mop/services/api-ws/internal/metrics"
 )
 
-// ErrUnavailable means api-rest did not answer (no responders, timeout, NATS down).
-var ErrUnavailable = errors.New("api-rest unavailable")
+// ErrUnavailable means api-rest did not answer (no responders, timeout, NATS
+// down); clients are told to retry.
+var ErrUnavailable = api.Fail(api.CodeUnavailable, "service unavailable, retry later")
 
 // sessionCacheTTL is how long a negative Session answer (revoked, expired,
 // never existed) is reused: such a session never comes back, and a client
