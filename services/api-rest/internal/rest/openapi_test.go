@@ -2,7 +2,10 @@ package rest_test
 
 import (
 	"encoding/json"
+	"flag"
+	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -78,4 +81,24 @@ func TestCORSAllowsEveryDocumentedMethod(t *testing.T) {
 			t.Errorf("preflight of %s %s: %d, Access-Control-Allow-Methods %q", op.Method, op.Path, rec.Code, allowed)
 		}
 	}
+}
+
+// TestMain fails a full run of the suite (no -run, -skip or -short) that never
+// checked a success answer of some operation of the OpenAPI document against
+// it: every documented operation is exercised, not only documented.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code != 0 || testing.Short() || flag.Lookup("test.run").Value.String() != "" || flag.Lookup("test.skip").Value.String() != "" {
+		os.Exit(code)
+	}
+	d, err := spec.Load()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if missing := d.Unanswered(); len(missing) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: no test checked a success answer of these operations of openapi.yaml:\n  %s\n", strings.Join(missing, "\n  "))
+		os.Exit(1)
+	}
+	os.Exit(code)
 }

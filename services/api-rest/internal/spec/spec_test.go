@@ -3,6 +3,7 @@ package spec_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -111,5 +112,24 @@ func TestServedJSONIsTheDocument(t *testing.T) {
 	}
 	if !doc.IsOpenAPI31OrLater() {
 		t.Fatalf("served openapi %q", doc.OpenAPI)
+	}
+}
+
+func TestUnansweredAfterChecks(t *testing.T) {
+	const op = "GET /api/v1/users/me/privacy" // no other test of this package checks it
+	d := spec.MustLoad(t)
+	r := httptest.NewRequest("GET", "/api/v1/users/me/privacy", nil)
+	h := http.Header{"Content-Type": {"application/json"}, "X-Request-Id": {"r"}, "Www-Authenticate": {`Bearer realm="mop"`}}
+	if err := d.Check(r, 401, h, []byte(`{"error":{"code":"token_missing","message":"m","details":{}}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(d.Unanswered(), op) {
+		t.Fatalf("a 401 counted as a success answer: %v", d.Unanswered())
+	}
+	if err := d.Check(r, 200, h, []byte(`{"presence":"contacts"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(d.Unanswered(), op) {
+		t.Fatal("a checked 200 left the operation unanswered")
 	}
 }
