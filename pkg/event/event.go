@@ -11,6 +11,7 @@ package event
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -59,6 +60,9 @@ var DurableTypes = []Type{
 	SessionRevoked, PrivacyUpdated,
 }
 
+// EphemeralTypes go over core NATS: losing one costs nothing durable.
+var EphemeralTypes = []Type{Typing, Presence}
+
 // Durable reports whether t must go through the stream (and the outbox).
 func (t Type) Durable() bool {
 	for _, d := range DurableTypes {
@@ -67,6 +71,18 @@ func (t Type) Durable() bool {
 		}
 	}
 	return false
+}
+
+// ForSockets reports whether api-ws delivers events of type t to the
+// recipients' sockets: every durable and ephemeral type except those meant
+// for api-ws alone (PrivacyUpdated). A new type added to DurableTypes or
+// EphemeralTypes reaches clients without a change to api-ws; a type this
+// version does not know (a newer api-rest during a rolling deploy) does not.
+func (t Type) ForSockets() bool {
+	if t == PrivacyUpdated {
+		return false
+	}
+	return t.Durable() || slices.Contains(EphemeralTypes, t)
 }
 
 // Envelope wraps every event on NATS. ID is a ULID and doubles as the JetStream

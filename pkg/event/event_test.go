@@ -149,3 +149,19 @@ func TestReplyRoundTrip(t *testing.T) {
 		t.Fatal("garbage reply accepted")
 	}
 }
+
+func TestForSockets(t *testing.T) {
+	for _, tc := range []struct {
+		typ  event.Type
+		want bool
+	}{
+		{event.MessageCreated, true}, {event.MessageUpdated, true}, {event.ReadUpdated, true},
+		{event.ConversationUpdated, true}, {event.MemberAdded, true}, {event.SessionRevoked, true},
+		{event.Typing, true}, {event.Presence, true},
+		{event.PrivacyUpdated, false}, {event.SessionExpired, false}, {event.Resync, false}, {"future.type", false},
+	} {
+		if got := tc.typ.ForSockets(); got != tc.want {
+			t.Errorf("%s: ForSockets %v, want %v", tc.typ, got, tc.want)
+		}
+	}
+}

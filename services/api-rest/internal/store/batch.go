@@ -165,6 +165,10 @@ type convState struct {
 	closed   bool // a direct conversation whose other member deleted their account
 }
 
+// insertMessages starts the one statement that stores messages (its rows
+// differ by dialect: a VALUES list on SQLite, arrays on PostgreSQL).
+const insertMessages = `INSERT INTO messages (id, conversation_id, seq, sender_id, body, client_msg_id, created_at)`
+
 // sendBatch writes the batch's messages, filling results; per-request
 // failures (not a member) go into results and do not fail the transaction.
 // Whatever the number of messages and conversations, it costs five
@@ -232,8 +236,7 @@ func (s *DB) sendBatch(t *tx, reqs []*sendReq, results []sendResult) error {
 	for _, m := range msgs {
 		args = append(args, m.ID, m.ConversationID, m.Seq, m.SenderID, m.Body, nullString(m.ClientMsgID), micros(t.now))
 	}
-	if _, err := t.ExecContext(t.ctx, `
-		INSERT INTO messages (id, conversation_id, seq, sender_id, body, client_msg_id, created_at)
+	if _, err := t.ExecContext(t.ctx, insertMessages+`
 		VALUES `+valueRows(len(msgs), 7), args...); err != nil {
 		return fmt.Errorf("insert messages: %w", err)
 	}
@@ -393,7 +396,7 @@ func writeBatchPG(t *tx, convs map[string]*convState, msgs []event.Message, rows
 			FROM unnest($2::text[], $3::bigint[]) AS v(id, last)
 			WHERE c.id = v.id
 		), msgs AS (
-			INSERT INTO messages (id, conversation_id, seq, sender_id, body, client_msg_id, created_at)
+			`+insertMessages+`
 			SELECT v.id, v.conv, v.seq, v.sender, v.body, NULLIF(v.cid, ''), $1
 			FROM unnest($4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[])
 				AS v(id, conv, seq, sender, body, cid)

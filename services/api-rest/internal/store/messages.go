@@ -17,9 +17,6 @@ const (
 	maxPageLimit     = 1000
 )
 
-// errDuplicate: a concurrent identical send won the unique index.
-var errDuplicate = errors.New("duplicate client_msg_id")
-
 // messageColumns lists a message's columns, qualified by alias unless empty.
 func messageColumns(alias string) string {
 	a := ""
@@ -77,67 +74,17 @@ func (s *DB) CreateMessage(ctx context.Context, m NewMessage) (event.Message, bo
 }
 
 // createOne persists one message in its own transaction: the fallback when a
-// batch fails as a whole.
-//
-// The conditional UPDATE of last_seq is both the membership check and, on
-// PostgreSQL, the conversation row lock that serialises senders, so seq is
-// gap-free (a rolled-back send rolls its increment back too). A repeated
-// client_msg_id is answered from the stored message; when two identical sends
-// race, the unique index stops the second and it reads the first.
+// batch fails as a whole. It is a batch of one (sendBatch), so a message is
+// written by one code path whichever way it comes. A unique-index violation
+// means an identical send won a race the conversation lock did not cover; the
+// stored message answers it.
 func (s *DB) createOne(ctx context.Context, m NewMessage) (event.Message, bool, error) {
-	if m.ClientMsgID != "" {
-		msg, err := s.messageByClientID(ctx, m)
-		if err == nil {
-			return msg, false, nil
-		}
-		if !errors.Is(err, ErrNotFound) {
-			return event.Message{}, false, fmt.Errorf("create message: %w", err)
-		}
-	}
-	var msg event.Message
+	results := make([]sendResult, 1)
 	err := s.write(ctx, func(t *tx) error {
-		var seq int64
-		var closed bool
-		err := t.QueryRowContext(ctx, `
-			UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2
-			WHERE id = $1 AND EXISTS (SELECT 1 FROM members WHERE conversation_id = $1 AND user_id = $3)
-			RETURNING last_seq, closed_at IS NOT NULL`, m.ConversationID, micros(t.now), m.SenderID).Scan(&seq, &closed)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("next seq: %w", err)
-		}
-		if closed {
-			return errPeerDeleted // rolls the seq back
-		}
-		msg = event.Message{
-			ID:             event.NewID(t.now),
-			ConversationID: m.ConversationID,
-			Seq:            seq,
-			SenderID:       m.SenderID,
-			Body:           m.Body,
-			ClientMsgID:    m.ClientMsgID,
-			CreatedAt:      fromMicros(micros(t.now)),
-		}
-		_, err = t.ExecContext(ctx, `
-			INSERT INTO messages (id, conversation_id, seq, sender_id, body, client_msg_id, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			msg.ID, msg.ConversationID, msg.Seq, msg.SenderID, msg.Body, nullString(msg.ClientMsgID), micros(t.now))
-		if isUnique(err) && m.ClientMsgID != "" {
-			return errDuplicate
-		}
-		if err != nil {
-			return fmt.Errorf("insert message: %w", err)
-		}
-		recipients, err := memberIDs(ctx, t, m.ConversationID)
-		if err != nil {
-			return err
-		}
-		return t.emit(event.MessageCreated, recipients, m.ConversationID, m.SenderID, msg)
+		return s.sendBatch(t, []*sendReq{{ctx: ctx, m: m}}, results)
 	})
-	if errors.Is(err, errDuplicate) {
-		msg, err = s.messageByClientID(ctx, m)
+	if isUnique(err) && m.ClientMsgID != "" {
+		msg, err := s.messageByClientID(ctx, m)
 		if err != nil {
 			return event.Message{}, false, fmt.Errorf("create message: re-read duplicate: %w", err)
 		}
@@ -146,7 +93,8 @@ func (s *DB) createOne(ctx context.Context, m NewMessage) (event.Message, bool, 
 	if err != nil {
 		return event.Message{}, false, fmt.Errorf("create message in %s: %w", m.ConversationID, err)
 	}
-	return msg, true, nil
+	r := results[0]
+	return r.msg, r.created, r.err
 }
 
 // messageByClientID finds the sender's message with that client id, provided

@@ -378,10 +378,9 @@ func (f *Fanout) Handle(data []byte, source string) int {
 		if f.Audience != nil && env.ActorID != "" {
 			f.Audience.MessageFrom(env.ActorID, env.Recipients)
 		}
-	case event.MessageUpdated, event.MessageDeleted, event.ReadUpdated,
-		event.ConversationUpdated, event.Typing:
-	default:
-		return 0 // unknown types are ignored (rolling deploys)
+	}
+	if !env.Type.ForSockets() {
+		return 0 // for api-ws alone, or unknown to this version (rolling deploys)
 	}
 	return f.sockets.Deliver(hub.Delivery{
 		Type: string(env.Type), Data: env.Data, Recipients: env.Recipients, Ephemeral: !env.Type.Durable(),

@@ -69,3 +69,39 @@ func TestHandleInvalidatesOnMembershipChanges(t *testing.T) {
 		})
 	}
 }
+
+// typeLog records the event types the fan-out delivers.
+type typeLog struct{ types []string }
+
+func (s *typeLog) Deliver(d hub.Delivery) int { s.types = append(s.types, d.Type); return 1 }
+func (s *typeLog) KickSession(string, string, json.RawMessage) int {
+	s.types = append(s.types, string(event.SessionRevoked))
+	return 1
+}
+func (s *typeLog) Broadcast(string, json.RawMessage) int { return 0 }
+
+// TestHandleDeliversEveryClientType: the fan-out takes the socket event
+// types from the contract (event.Type.ForSockets), so a type added there is
+// delivered without a list here to forget; api-ws's own and unknown types
+// reach no socket.
+func TestHandleDeliversEveryClientType(t *testing.T) {
+	types := append(slices.Clone(event.DurableTypes), event.EphemeralTypes...)
+	types = append(types, "future.type")
+	for _, typ := range types {
+		t.Run(string(typ), func(t *testing.T) {
+			s := &typeLog{}
+			f := fanout.New(s, &revoked{}, func(string, []string) {}, metrics.New("t"), logging.Discard())
+			data := map[string]any{"conversation_id": "c1", "session_id": "s1", "user_id": "bob"}
+			env, err := event.New(typ, []string{"bob"}, "c1", "alice", data, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := json.Marshal(env)
+			n := f.Handle(raw, fanout.SourceDurable)
+			want := typ.ForSockets()
+			if got := slices.Contains(s.types, string(typ)); got != want || (n > 0) != want {
+				t.Fatalf("delivered %v (%d sockets), want delivered %v", s.types, n, want)
+			}
+		})
+	}
+}
