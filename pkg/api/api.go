@@ -20,19 +20,6 @@ type Request interface {
 	Validate() error
 }
 
-// Events a client sends over the socket (docs/api.md, "Client → server").
-const (
-	EventMessageSend   = "message.send"
-	EventRead          = "read"
-	EventTyping        = "typing"
-	EventPresenceQuery = "presence.query"
-	EventAuthRefresh   = "auth.refresh"
-
-	EventPresenceSubscribe   = "presence.subscribe"
-	EventPresenceUnsubscribe = "presence.unsubscribe"
-	EventPresenceCount       = "presence.count"
-)
-
 // Conversation types.
 const (
 	ConversationDirect = "direct"

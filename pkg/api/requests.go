@@ -5,9 +5,10 @@ import (
 	"strings"
 )
 
-// Every body a client sends, one type per action. Path parameters (the
-// conversation of a REST call) are not part of REST bodies; the socket
-// versions of an action carry them as fields (SendMessage, MarkRead).
+// Every body a client sends, one type per action, with the name of its
+// socket event when it has one. Path parameters (the conversation of a REST
+// call) are not part of REST bodies; the socket versions of an action carry
+// them as fields (SendMessage, MarkRead).
 
 // Register is the body of POST /auth/register.
 type Register struct {
@@ -206,6 +207,9 @@ func (m NewMessage) Validate() error {
 	return p.Err()
 }
 
+// EventMessageSend is the socket event of SendMessage.
+const EventMessageSend = "message.send"
+
 // SendMessage is the socket's message.send: a NewMessage and its conversation.
 type SendMessage struct {
 	ConversationID string `json:"conversation_id"`
@@ -249,6 +253,9 @@ func (r Read) Validate() error {
 	return nil
 }
 
+// EventRead is the socket event of MarkRead.
+const EventRead = "read"
+
 // MarkRead is the socket's read: a Read and its conversation.
 type MarkRead struct {
 	ConversationID string `json:"conversation_id"`
@@ -262,6 +269,9 @@ func (m MarkRead) Validate() error {
 	}
 	return m.Read.Validate()
 }
+
+// EventTyping is the socket event of Typing.
+const EventTyping = "typing"
 
 // Typing is the socket's typing.
 type Typing struct {
@@ -278,6 +288,13 @@ func (t Typing) Validate() error {
 	}
 	return p.Err()
 }
+
+// Socket events whose payload is PresenceUsers.
+const (
+	EventPresenceQuery       = "presence.query"
+	EventPresenceSubscribe   = "presence.subscribe"
+	EventPresenceUnsubscribe = "presence.unsubscribe"
+)
 
 // PresenceUsers is the payload of presence.query, presence.subscribe and
 // presence.unsubscribe.
@@ -298,6 +315,9 @@ func (q PresenceUsers) Validate() error {
 	return nil
 }
 
+// EventPresenceCount is the socket event of PresenceCount.
+const EventPresenceCount = "presence.count"
+
 // PresenceCount is the socket's presence.count.
 type PresenceCount struct {
 	ConversationID string `json:"conversation_id"`
@@ -307,6 +327,9 @@ type PresenceCount struct {
 func (c PresenceCount) Validate() error {
 	return Problems{"conversation_id": id(c.ConversationID)}.checked()
 }
+
+// EventAuthRefresh is the socket event of AuthRefresh.
+const EventAuthRefresh = "auth.refresh"
 
 // AuthRefresh is the socket's auth.refresh: a new access token of the same user.
 type AuthRefresh struct {
