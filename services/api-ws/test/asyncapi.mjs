@@ -42,6 +42,8 @@ function componentKey(ref) {
 /** name -> validator of the events the server sends, and of the acks of the events it receives. */
 export const sent = new Map();
 export const acks = new Map();
+/** name -> validator of the payload of each event the server receives. */
+export const requests = new Map();
 for (const [opName, op] of Object.entries(asyncapi.operations)) {
   if (op.action === 'send') {
     for (const m of op.messages) {
@@ -50,7 +52,9 @@ for (const [opName, op] of Object.entries(asyncapi.operations)) {
     }
   } else if (op.action === 'receive') {
     for (const m of op.messages) {
-      const name = asyncapi.components.messages[componentKey(m.$ref)].name;
+      const reqKey = componentKey(m.$ref);
+      const name = asyncapi.components.messages[reqKey].name;
+      requests.set(name, compile(pointer('components', 'messages', reqKey, 'payload')));
       if (!op.reply) throw new Error(`asyncapi.yaml: ${opName} has no reply (every client event is acknowledged)`);
       const key = componentKey(op.reply.messages[0].$ref);
       acks.set(name, compile(pointer('components', 'messages', key, 'payload')));
@@ -87,6 +91,16 @@ export function checkAck(name, data) {
   return v(data) ? [] : fail('ack', name, data, v.errors);
 }
 
+/**
+ * Validates the payload of a client event the server accepted (ok: true): if
+ * the document calls it invalid, the document is stricter than the server.
+ */
+export function checkAccepted(name, payload) {
+  const v = requests.get(name);
+  if (!v || v(payload)) return [];
+  return fail('accepted request', name, payload, v.errors);
+}
+
 /** Validates a 4.x connect_error raised by the server (message and data). */
 export function checkConnectError(err) {
   stats.refusals++;
@@ -109,7 +123,7 @@ export function watch(socket) {
   const pending = new Map(); // ack id -> event name
   const { packet, onevent, onack } = socket;
   socket.packet = function hooked(p) {
-    if (p.id !== undefined && Array.isArray(p.data)) pending.set(p.id, p.data[0]);
+    if (p.id !== undefined && Array.isArray(p.data)) pending.set(p.id, { name: p.data[0], payload: p.data[1] });
     return packet.call(this, p);
   };
   socket.onevent = function hooked(p) {
@@ -117,9 +131,11 @@ export function watch(socket) {
     return onevent.call(this, p);
   };
   socket.onack = function hooked(p) {
-    if (pending.has(p.id)) {
-      checkAck(pending.get(p.id), p.data[0]);
+    const asked = pending.get(p.id);
+    if (asked) {
       pending.delete(p.id);
+      checkAck(asked.name, p.data[0]);
+      if (p.data[0]?.ok === true) checkAccepted(asked.name, asked.payload);
     }
     return onack.call(this, p);
   };

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { acks, checkAck, checkConnectError, checkEvent, sent, violations } from './asyncapi.mjs';
+import { acks, checkAccepted, checkAck, checkConnectError, checkEvent, sent, violations } from './asyncapi.mjs';
 
 const message = {
   id: '01J00000000000000000000001', conversation_id: '01J00000000000000000000002', seq: 1,
@@ -39,6 +39,16 @@ test('asyncapi validator: documented shapes pass, others are violations', () => 
     const problems = kind === 'event' ? checkEvent(name, data) : checkAck(name, data);
     assert.equal(problems.length === 0, valid, `${kind} ${name} ${JSON.stringify(data)}: ${problems}`);
     violations.length = before; // these violations are on purpose
+  }
+  for (const [name, payload, valid] of [
+    ['message.send', { conversation_id: 'c', body: 'hi', client_msg_id: 'x' }, true],
+    ['message.send', { conversation_id: 'c', body: 'hi', clientMsgId: 'x' }, false],
+    ['typing', { conversation_id: 'c', state: 'maybe' }, false],
+    ['presence.subscribe', { user_ids: ['a', 'b'] }, true],
+  ]) {
+    const before = violations.length;
+    assert.equal(checkAccepted(name, payload).length === 0, valid, `${name} ${JSON.stringify(payload)}`);
+    violations.length = before;
   }
   const refusals = [
     [{ message: 'unauthorized', data: { code: 'token_expired' } }, true],

@@ -1,6 +1,7 @@
 package spec_test
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -131,5 +132,43 @@ func TestUnansweredAfterChecks(t *testing.T) {
 	}
 	if slices.Contains(d.Unanswered(), op) {
 		t.Fatal("a checked 200 left the operation unanswered")
+	}
+}
+
+// TestAcceptedRequestChecked: a request the server accepted must be valid by
+// the document (else the document is stricter than the server); a refused
+// one is not checked.
+func TestAcceptedRequestChecked(t *testing.T) {
+	d := spec.MustLoad(t)
+	h := http.Header{"Content-Type": {"application/json"}, "X-Request-Id": {"r"}}
+	cases := []struct {
+		name, path, body string
+		status           int
+		wantErr          string
+	}{
+		{"valid", "/api/v1/users/me/privacy", `{"presence":"nobody"}`, 200, ""},
+		{"accepted invalid", "/api/v1/users/me/privacy", `{"presence":"sometimes"}`, 200, "calls the request invalid"},
+		{"accepted unknown field", "/api/v1/users/me/privacy", `{"presence":"nobody","x":1}`, 200, "calls the request invalid"},
+		{"refused invalid", "/api/v1/users/me/privacy", `{"presence":"sometimes"}`, 400, ""},
+		{"accepted query out of range", "/api/v1/users?q=al&limit=1000", ``, 200, "calls the request invalid"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			method, answer := "PUT", `{"presence":"nobody"}`
+			if tc.body == "" {
+				method, answer = "GET", `{"users":[]}`
+			}
+			if tc.status == 400 {
+				answer = `{"error":{"code":"invalid_input","message":"m","details":{"fields":{"presence":"bad"}}}}`
+			}
+			r := httptest.NewRequest(method, tc.path, strings.NewReader(tc.body))
+			r.Header.Set("Content-Type", "application/json")
+			r.Header.Set("Authorization", "Bearer x")
+			r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(tc.body)), nil }
+			err := d.Check(r, tc.status, h, []byte(answer))
+			if (err == nil) != (tc.wantErr == "") || err != nil && !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("got %v, want %q", err, tc.wantErr)
+			}
+		})
 	}
 }
