@@ -12,8 +12,8 @@ import (
 
 // TestAsyncAPIDocumentsEveryEvent holds pkg/apidoc/asyncapi.yaml to the
 // server: the client events it receives are exactly the handled ones, every
-// socket event type of pkg/event is among the events it sends (privacy.updated
-// stays between the services), and the ack
+// socket event type of pkg/event (Type.ForSockets) is among the events it
+// sends, and the ack
 // and connect refusal codes are the server's.
 func TestAsyncAPIDocumentsEveryEvent(t *testing.T) {
 	sent, received, err := apidoc.Events()
@@ -24,13 +24,20 @@ func TestAsyncAPIDocumentsEveryEvent(t *testing.T) {
 	if !slices.Equal(received, handled) {
 		t.Errorf("asyncapi.yaml receives %v, the server handles %v", received, handled)
 	}
-	types := []event.Type{event.MessageCreated, event.MessageUpdated, event.MessageDeleted, event.ReadUpdated,
-		event.ConversationCreated, event.ConversationUpdated, event.MemberAdded, event.MemberRemoved,
-		event.SessionRevoked, event.Typing, event.Presence, event.SessionExpired, event.Resync}
+	// Every type api-ws hands to sockets, plus those it makes itself.
+	types := []event.Type{event.SessionExpired, event.Resync}
+	for _, typ := range slices.Concat(event.DurableTypes, event.EphemeralTypes) {
+		if typ.ForSockets() {
+			types = append(types, typ)
+		}
+	}
 	for _, typ := range types {
 		if !slices.Contains(sent, string(typ)) {
 			t.Errorf("the server emits %q, asyncapi.yaml does not send it", typ)
 		}
+	}
+	if len(types) < 12 {
+		t.Fatalf("only %d socket event types: %v", len(types), types)
 	}
 
 	ackCodesDoc, err := apidoc.AsyncEnum("AckErrorCode")
