@@ -7,14 +7,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/event"
-)
-
-// History page sizes. The HTTP layer enforces the public 1..200; the store
-// only guards against unbounded reads (and leaves room for a limit+1 probe).
-const (
-	defaultPageLimit = 50
-	maxPageLimit     = 1000
 )
 
 // messageColumns lists a message's columns, qualified by alias unless empty.
@@ -119,9 +113,11 @@ func (s *DB) Messages(ctx context.Context, userID, conversationID string, p Page
 	}
 	limit := p.Limit
 	if limit <= 0 {
-		limit = defaultPageLimit
+		limit = api.DefaultHistoryLimit
 	}
-	limit = min(limit, maxPageLimit)
+	// The HTTP layer enforces the public limit; the store only guards
+	// against unbounded reads, leaving room for the caller's limit+1 probe.
+	limit = min(limit, api.MaxHistoryLimit+1)
 	query := `SELECT ` + messageColumns("x") + ` FROM messages x WHERE x.conversation_id = $1`
 	args := []any{conversationID}
 	if p.AfterSeq > 0 {
