@@ -108,6 +108,21 @@ func Drain(nc *nats.Conn, timeout time.Duration) error {
 	}
 }
 
+// Shutdown drains nc within ctx's deadline (at least a second), or closes
+// it at once when it is not connected: there is nothing to flush then, and
+// a drain would wait for a server until the deadline.
+func Shutdown(ctx context.Context, nc *nats.Conn) error {
+	if !nc.IsConnected() {
+		nc.Close()
+		return nil
+	}
+	timeout := time.Second
+	if deadline, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(deadline), timeout)
+	}
+	return Drain(nc, timeout)
+}
+
 // EnsureStream returns the stream of cfg, creating it when it is missing (a
 // NATS server that lost its store, an operator's delete) so that a running
 // service heals without a restart. created reports that it had to.

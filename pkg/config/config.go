@@ -195,6 +195,10 @@ func checkNATSURLs(list string) error {
 // IsDevKey reports whether the development signing key is in use.
 func (s *Shared) IsDevKey() bool { return s.JWTSigningKey == DevSigningKey }
 
+// Base returns the shared settings of a service's configuration that embeds
+// them, for code that serves both services (pkg/service).
+func (s *Shared) Base() *Shared { return s }
+
 // AuthOptions builds the token authority options from the shared settings.
 func (s *Shared) AuthOptions() auth.Options {
 	return auth.Options{Issuer: s.JWTIssuer, Audience: s.JWTAudience, Signing: s.JWTSigningKey,

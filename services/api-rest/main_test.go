@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -19,64 +17,41 @@ import (
 
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/pkg/natstest"
+	"github.com/chat5202ol/mop/pkg/servicetest"
 	"github.com/chat5202ol/mop/services/api-rest/internal/spec"
 )
 
 func TestVersionAndBadConfig(t *testing.T) {
-	var out bytes.Buffer
-	if err := run(t.Context(), []string{"--version"}, func(string) string { return "" }, &out); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(out.String(), "api-rest ") {
-		t.Fatalf("--version printed %q", out.String())
-	}
-	env := map[string]string{"MOP_ENV": "production", "PASSWORD_HASH_MEMORY_KIB": "64", "LOGIN_RATE_PER_MINUTE": "0"}
-	err := run(t.Context(), nil, func(k string) string { return env[k] }, &out)
-	for _, want := range []string{"JWT_SIGNING_KEY", "password hashing", "LOGIN_RATE_PER_MINUTE=0"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("production config error %v does not mention %s", err, want)
-		}
-	}
+	servicetest.Version(t, "api-rest", run)
+	servicetest.ConfigError(t, run, map[string]string{"MOP_ENV": "production", "PASSWORD_HASH_MEMORY_KIB": "64", "LOGIN_RATE_PER_MINUTE": "0"},
+		"JWT_SIGNING_KEY", "password hashing", "LOGIN_RATE_PER_MINUTE=0")
 }
 
 // TestWithoutNATS: api-rest serves and reports unready while NATS is away,
-// and a signal still stops it promptly.
+// and a signal still stops it promptly (far below SHUTDOWN_TIMEOUT: the
+// shutdown must not wait for NATS).
 func TestWithoutNATS(t *testing.T) {
-	addr := freeAddr(t)
-	env := map[string]string{"HTTP_ADDR": addr, "NATS_URL": "nats://" + freeAddr(t), "DATABASE_URL": t.TempDir() + "/mop.db",
-		"LOG_LEVEL": "error", "SHUTDOWN_TIMEOUT": "1m"}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, io.Discard) }()
+	svc := servicetest.Start(t, "api-rest", run, map[string]string{"NATS_URL": "nats://" + servicetest.FreeAddr(t),
+		"DATABASE_URL": t.TempDir() + "/mop.db", "LOG_LEVEL": "error", "SHUTDOWN_TIMEOUT": "1m"})
 	var ready struct {
 		Status string
 		Checks map[string]string
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			_ = json.NewDecoder(resp.Body).Decode(&ready)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusServiceUnavailable || ready.Checks["nats"] != "unavailable" || ready.Checks["store"] != "ok" {
-				t.Fatalf("readyz without NATS: %d %+v", resp.StatusCode, ready)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not serving: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond) // waiting for the listener of a goroutine we cannot observe otherwise
-	}
-	cancel()
-	select {
-	case err := <-done:
+	code := 0
+	servicetest.Eventually(t, 15*time.Second, "the listener", func() bool {
+		resp, err := http.Get(svc.Base + "/readyz")
 		if err != nil {
-			t.Fatalf("run: %v", err)
+			return false
 		}
-	case <-time.After(15 * time.Second): // far below SHUTDOWN_TIMEOUT: shutdown must not wait for NATS
-		t.Fatal("shutdown waits for the absent NATS")
+		defer resp.Body.Close()
+		code = resp.StatusCode
+		return json.NewDecoder(resp.Body).Decode(&ready) == nil
+	})
+	if code != http.StatusServiceUnavailable || ready.Checks["nats"] != "unavailable" || ready.Checks["store"] != "ok" {
+		t.Fatalf("readyz without NATS: %d %+v", code, ready)
+	}
+	if err := svc.Stop(); err != nil {
+		t.Fatalf("stop: %v", err)
 	}
 }
 
@@ -90,86 +65,26 @@ type stack struct {
 	client *http.Client
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func startStack(t *testing.T) *stack {
 	t.Helper()
 	ns, nc := natstest.Connect(t)
-	addr := freeAddr(t)
-	env := map[string]string{
-		"HTTP_ADDR": addr, "NATS_URL": ns.ClientURL(), "NATS_PREFIX": "itest", "DATABASE_URL": t.TempDir() + "/mop.db",
+	svc := servicetest.Start(t, "api-rest", run, map[string]string{
+		"NATS_URL": ns.ClientURL(), "NATS_PREFIX": "itest", "DATABASE_URL": t.TempDir() + "/mop.db",
 		"JWT_SIGNING_KEY": strings.Repeat("s", 40), "LOG_LEVEL": "warn",
 		"PASSWORD_HASH_MEMORY_KIB": "64", "PASSWORD_HASH_TIME": "1",
 		"LOGIN_RATE_PER_MINUTE": "0", "REGISTER_RATE_PER_MINUTE": "0", "SHUTDOWN_TIMEOUT": "5s",
 		// Long, so that only the session.revoked subscription can end a cached session early.
 		"SESSION_CACHE_TTL": "1m",
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	var logs syncBuffer
-	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, &logs) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("api-rest did not shut down")
-		}
-		if t.Failed() {
-			t.Logf("logs:\n%s", logs.String())
-		}
 	})
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{t: t, base: "http://" + addr, js: js, subj: event.MustSubjects("itest"),
-		client: &http.Client{Transport: spec.Transport(t, nil)}}
 	// Ready means store, NATS and the stream are there (set up in the background).
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get(s.base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("api-rest exited: %v\n%s", err, logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready in time (last: %v)\n%s", err, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond) // polling an external process's readiness
-	}
-	return s
+	svc.WaitReady(t, 15*time.Second)
+	return &stack{t: t, base: svc.Base, js: js, subj: event.MustSubjects("itest"),
+		client: &http.Client{Transport: spec.Transport(t, nil)}}
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // call does one JSON request and decodes the answer into out.
 func (s *stack) call(method, path, token string, body, out any) int {

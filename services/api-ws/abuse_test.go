@@ -38,7 +38,7 @@ func refusal(t *testing.T, inst *instance, o wstest.Options) *wstest.ConnectErro
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := wstest.Dial(ctx, inst.base, o)
+	c, err := wstest.Dial(ctx, inst.Base, o)
 	if c != nil {
 		t.Cleanup(c.Close)
 	}
@@ -94,7 +94,7 @@ func TestSocketCaps(t *testing.T) {
 func TestConnectTimeoutIsApplied(t *testing.T) {
 	s := newStack(t)
 	inst := s.start(map[string]string{"WS_CONNECT_TIMEOUT": "300ms"})
-	url := "ws" + strings.TrimPrefix(inst.base, "http") + "/socket.io/?EIO=4&transport=websocket"
+	url := "ws" + strings.TrimPrefix(inst.Base, "http") + "/socket.io/?EIO=4&transport=websocket"
 	conn, br, _, err := ws.Dial(ctxT(t, 5*time.Second), url)
 	if err != nil {
 		t.Fatal(err)

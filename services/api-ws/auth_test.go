@@ -77,7 +77,7 @@ func TestRefusalCodes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := wstest.Dial(ctxT(t, 5*time.Second), inst.base, tc.opts)
+			c, err := wstest.Dial(ctxT(t, 5*time.Second), inst.Base, tc.opts)
 			if c != nil {
 				defer c.Close()
 			}
@@ -100,7 +100,7 @@ func TestRefusalCodes(t *testing.T) {
 func TestEIO3RefusalClosesConnection(t *testing.T) {
 	s := newStack(t)
 	inst := s.start(map[string]string{"WS_CONNECT_TIMEOUT": "30s", "WS_REFUSE_GRACE": "200ms"})
-	c, err := wstest.Dial(ctxT(t, 5*time.Second), inst.base, wstest.Options{EIO: 3, Query: map[string]string{"token": "nope"}})
+	c, err := wstest.Dial(ctxT(t, 5*time.Second), inst.Base, wstest.Options{EIO: 3, Query: map[string]string{"token": "nope"}})
 	var ce *wstest.ConnectError
 	if !errors.As(err, &ce) || ce.Code != "token_invalid" {
 		t.Fatalf("want token_invalid error event, got %v", err)

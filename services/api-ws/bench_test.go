@@ -23,6 +23,7 @@ import (
 	"github.com/chat5202ol/mop/pkg/auth"
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/pkg/natstest"
+	"github.com/chat5202ol/mop/pkg/servicetest"
 	"github.com/chat5202ol/mop/services/api-ws/internal/wstest"
 )
 
@@ -48,7 +49,7 @@ func startBenchServer(b *testing.B) *benchServer {
 		b.Fatalf("build: %v\n%s", err, out)
 	}
 	srv := natstest.Start(b)
-	addr := freeAddr(b)
+	addr := servicetest.FreeAddr(b)
 	cmd := exec.Command(exe)
 	cmd.Env = []string{"NATS_URL=" + srv.ClientURL(), "HTTP_ADDR=" + addr, "JWT_SIGNING_KEY=" + testKey,
 		"LOG_LEVEL=warn", "PATH=" + os.Getenv("PATH"),
@@ -63,18 +64,8 @@ func startBenchServer(b *testing.B) *benchServer {
 	}
 	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	s := &benchServer{base: "http://" + addr, subj: event.MustSubjects("mop")}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if resp, err := http.Get(s.base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			b.Fatal("api-ws not ready")
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := servicetest.WaitReady(s.base, 20*time.Second, nil); err != nil {
+		b.Fatalf("api-ws: %v", err)
 	}
 	var err error
 	if s.nc, err = nats.Connect(srv.ClientURL()); err != nil {

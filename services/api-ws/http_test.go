@@ -42,7 +42,7 @@ func TestForeignOriginRefusedOnBothTransports(t *testing.T) {
 	inst := s.start(nil)
 	good := http.Header{"Origin": {"https://www.example.test"}}
 	evil := http.Header{"Origin": {"https://evil.example"}}
-	polling := inst.base + "/socket.io/?EIO=4&transport=polling"
+	polling := inst.Base + "/socket.io/?EIO=4&transport=polling"
 
 	resp, body := get(t, polling, good)
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(body, "0{") {
@@ -60,7 +60,7 @@ func TestForeignOriginRefusedOnBothTransports(t *testing.T) {
 	for name, url := range map[string]string{
 		"polling handshake":       polling,
 		"polling with a live sid": polling + "&sid=" + open.SID,
-		"polling handshake v3":    inst.base + "/socket.io/?EIO=3&transport=polling",
+		"polling handshake v3":    inst.Base + "/socket.io/?EIO=3&transport=polling",
 	} {
 		if resp, _ := get(t, url, evil); resp.StatusCode != http.StatusForbidden {
 			t.Errorf("%s from a foreign origin: %d", name, resp.StatusCode)
@@ -72,7 +72,7 @@ func TestForeignOriginRefusedOnBothTransports(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
 		t.Errorf("preflight from a foreign origin: %v %v", resp, err)
 	}
-	_, err := wstest.Dial(ctxT(t, 5*time.Second), inst.base, wstest.Options{
+	_, err := wstest.Dial(ctxT(t, 5*time.Second), inst.Base, wstest.Options{
 		Auth: map[string]any{"token": s.token("u", "s")}, Header: evil})
 	if err == nil || !strings.Contains(err.Error(), "403") {
 		t.Fatalf("websocket from a foreign origin: %v", err)
@@ -85,7 +85,7 @@ func TestProbesAndMetrics(t *testing.T) {
 	s := newStack(t)
 	inst := s.start(nil)
 	for _, path := range []string{"/healthz", "/readyz"} {
-		resp, body := get(t, inst.base+path, nil)
+		resp, body := get(t, inst.Base+path, nil)
 		var v struct {
 			Status  string            `json:"status"`
 			Version map[string]string `json:"version"`
@@ -95,7 +95,7 @@ func TestProbesAndMetrics(t *testing.T) {
 		}
 	}
 	_ = s.dial(inst, "u", "s")
-	resp, body := get(t, inst.base+"/metrics", nil)
+	resp, body := get(t, inst.Base+"/metrics", nil)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatal(resp.Status)
 	}
@@ -121,15 +121,15 @@ func TestGracefulDrain(t *testing.T) {
 	}
 	stopped := make(chan error, 1)
 	start := time.Now()
-	go func() { stopped <- inst.stop() }()
+	go func() { stopped <- inst.Stop() }()
 	eventually(t, 2*time.Second, "readyz unavailable", func() bool {
-		code := status(inst.base + "/readyz")
+		code := status(inst.Base + "/readyz")
 		if code == 0 {
 			t.Fatal("readyz unreachable during the drain")
 		}
 		return code == http.StatusServiceUnavailable
 	})
-	if resp, _ := get(t, inst.base+"/socket.io/?EIO=4&transport=polling", nil); resp.StatusCode != http.StatusServiceUnavailable {
+	if resp, _ := get(t, inst.Base+"/socket.io/?EIO=4&transport=polling", nil); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("new session while draining: %d", resp.StatusCode)
 	}
 	for i, c := range clients {
@@ -163,7 +163,7 @@ func TestGracefulDrain(t *testing.T) {
 func TestHandshakeSettingsAndOversizePackets(t *testing.T) {
 	s := newStack(t)
 	def := s.start(nil)
-	_, body := get(t, def.base+"/socket.io/?EIO=4&transport=polling", nil)
+	_, body := get(t, def.Base+"/socket.io/?EIO=4&transport=polling", nil)
 	var open struct {
 		SID          string `json:"sid"`
 		PingInterval int    `json:"pingInterval"`
@@ -178,7 +178,7 @@ func TestHandshakeSettingsAndOversizePackets(t *testing.T) {
 	}
 
 	small := s.start(map[string]string{"WS_MAX_PAYLOAD": "4096", "WS_PING_INTERVAL": "5s", "WS_PING_TIMEOUT": "7s"})
-	_, body = get(t, small.base+"/socket.io/?EIO=4&transport=polling", nil)
+	_, body = get(t, small.Base+"/socket.io/?EIO=4&transport=polling", nil)
 	if err := json.Unmarshal([]byte(strings.TrimPrefix(body, "0")), &open); err != nil || open.PingInterval != 5000 || open.PingTimeout != 7000 || open.MaxPayload != 4096 {
 		t.Fatalf("configured %+v (%q)", open, body)
 	}
@@ -190,7 +190,7 @@ func TestHandshakeSettingsAndOversizePackets(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("oversize websocket frame did not end the connection")
 	}
-	req, _ := http.NewRequest(http.MethodPost, small.base+"/socket.io/?EIO=4&transport=polling&sid="+open.SID, strings.NewReader("4"+big))
+	req, _ := http.NewRequest(http.MethodPost, small.Base+"/socket.io/?EIO=4&transport=polling&sid="+open.SID, strings.NewReader("4"+big))
 	req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -218,9 +218,9 @@ func TestStartsBeforeNATSIsReachable(t *testing.T) {
 	s := &stack{t: t, url: fmt.Sprintf("nats://127.0.0.1:%d", natsPort), subj: event.MustSubjects("mop")}
 	s.auth, _ = auth.New(auth.Options{Issuer: "mop", Audience: "mop", Signing: testKey, AccessTTL: time.Hour})
 	inst := s.startUnready(nil)
-	eventually(t, 5*time.Second, "healthz", func() bool { return status(inst.base+"/healthz") == http.StatusOK })
+	eventually(t, 5*time.Second, "healthz", func() bool { return status(inst.Base+"/healthz") == http.StatusOK })
 	for _, path := range []string{"/readyz", "/socket.io/?EIO=4&transport=polling"} {
-		if resp, _ := get(t, inst.base+path, nil); resp.StatusCode != http.StatusServiceUnavailable {
+		if resp, _ := get(t, inst.Base+path, nil); resp.StatusCode != http.StatusServiceUnavailable {
 			t.Fatalf("%s before NATS: %d", path, resp.StatusCode)
 		}
 	}
@@ -230,7 +230,7 @@ func TestStartsBeforeNATSIsReachable(t *testing.T) {
 	}
 	go ns.Start()
 	t.Cleanup(ns.Shutdown)
-	eventually(t, 20*time.Second, "ready once NATS is up", func() bool { return status(inst.base+"/readyz") == http.StatusOK })
+	eventually(t, 20*time.Second, "ready once NATS is up", func() bool { return status(inst.Base+"/readyz") == http.StatusOK })
 	s.dial(inst, "u", "s")
 }
 

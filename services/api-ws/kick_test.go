@@ -46,7 +46,7 @@ func TestRevocationKicksSessionEverywhere(t *testing.T) {
 			t.Errorf("round %d: kick took %s", round, d)
 		}
 		for _, inst := range []*instance{a, b} {
-			_, err := wstest.Dial(ctxT(t, 5*time.Second), inst.base, wstest.Options{Auth: map[string]any{"token": s.token("alice", sid)}})
+			_, err := wstest.Dial(ctxT(t, 5*time.Second), inst.Base, wstest.Options{Auth: map[string]any{"token": s.token("alice", sid)}})
 			var ce *wstest.ConnectError
 			if !errors.As(err, &ce) || ce.Code != "session_revoked" {
 				t.Fatalf("reconnect after revocation: %v", err)
@@ -76,7 +76,7 @@ func TestRevocationFromBucket(t *testing.T) {
 		t.Fatalf("no session.revoked from the bucket: %v", err)
 	}
 	late := s.start(nil)
-	_, err = wstest.Dial(ctxT(t, 5*time.Second), late.base, wstest.Options{Auth: map[string]any{"token": s.token("alice", "s-kv")}})
+	_, err = wstest.Dial(ctxT(t, 5*time.Second), late.Base, wstest.Options{Auth: map[string]any{"token": s.token("alice", "s-kv")}})
 	var ce *wstest.ConnectError
 	if !errors.As(err, &ce) || ce.Code != "session_revoked" {
 		t.Fatalf("late instance admitted a revoked session: %v", err)
@@ -161,7 +161,7 @@ func TestDisconnectBookkeepingUnderChurn(t *testing.T) {
 	if got := metric(t, inst, "mop_ws_connects_total"); got != n {
 		t.Fatalf("connects_total %v, want %d", got, n)
 	}
-	if strings.Contains(inst.logs.String(), "panic") {
+	if strings.Contains(inst.Logs.String(), "panic") {
 		t.Fatal("panic in logs")
 	}
 }

@@ -11,13 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"runtime/debug"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -26,10 +22,8 @@ import (
 
 	"github.com/chat5202ol/mop/pkg/auth"
 	"github.com/chat5202ol/mop/pkg/bus"
-	"github.com/chat5202ol/mop/pkg/config"
 	"github.com/chat5202ol/mop/pkg/event"
-	"github.com/chat5202ol/mop/pkg/logging"
-	"github.com/chat5202ol/mop/pkg/version"
+	"github.com/chat5202ol/mop/pkg/service"
 	"github.com/chat5202ol/mop/services/api-ws/internal/audience"
 	wsconfig "github.com/chat5202ol/mop/services/api-ws/internal/config"
 	"github.com/chat5202ol/mop/services/api-ws/internal/ephemeral"
@@ -44,7 +38,7 @@ import (
 	"github.com/chat5202ol/mop/services/api-ws/internal/rpc"
 )
 
-const service = "api-ws"
+const name = "api-ws"
 
 // cacheEntries bounds the member-list and contact caches.
 const cacheEntries = 10000
@@ -53,61 +47,61 @@ const cacheEntries = 10000
 // socket outlives its token by at most this.
 const expiryTick = 250 * time.Millisecond
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args, os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "api-ws:", err)
-		os.Exit(1)
-	}
-}
+func main() { service.Main(name, run) }
 
+// run starts api-ws and blocks until ctx ends or a listener fails, then
+// drains: the sockets and the components that feed them first (see
+// app.shutdown), then HTTP, then NATS.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	if len(args) > 1 && (args[1] == "--version" || args[1] == "-version") {
-		fmt.Fprintln(stdout, version.Get(service).String())
-		return nil
+	cfg, log, err := service.Start(name, args, stdout, func() (*wsconfig.Config, error) { return wsconfig.Load(getenv) })
+	if err != nil || log == nil {
+		return err // no logger: --version was printed
 	}
-	cfg, err := wsconfig.Load(getenv)
-	if err != nil {
-		return err
-	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
-	}
-	log, err := logging.New(stdout, service, cfg.LogLevel)
-	if err != nil {
-		return err
-	}
-	log.WithField("config", config.Masked(cfg)).WithField("version", version.Get(service)).Info("starting")
 	if n, apply, _ := cfg.MemoryLimitBytes(); apply && n > 0 {
 		// Validated above. 0 leaves the runtime's default (no limit).
 		debug.SetMemoryLimit(n)
-	}
-	if cfg.IsDevKey() {
-		log.Warn("JWT_SIGNING_KEY unset: using the public development key")
 	}
 	authority, err := auth.New(cfg.AuthOptions())
 	if err != nil {
 		return fmt.Errorf("jwt: %w", err)
 	}
-	m := metrics.New(service)
-	subj := cfg.Subjects()
-
-	nc, err := bus.Connect(cfg.NATSURL, service+" "+cfg.InstanceID, log)
+	m := metrics.New(name)
+	p := service.New(log, cfg.ShutdownTimeout)
+	defer p.Stop() // what a failed start-up began
+	nc, js, err := p.NATS(cfg.NATSURL, name+" "+cfg.InstanceID, log)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-
 	// Serve /healthz at once; /readyz and /socket.io/ answer 503 until NATS
 	// is set up and the components run (setup retries while NATS is down).
 	var cur atomic.Pointer[app]
-	router := routes.New(routes.Options{
-		Service: service, Registry: m.Registry,
+	if _, err := p.Serve("HTTP", cfg.HTTPAddr, &http.Server{Handler: router(&cur, cfg, m, log, nc, js),
+		ReadHeaderTimeout: 10 * time.Second}); err != nil {
+		return err
+	}
+	if err := p.Pprof(cfg.PprofAddr); err != nil {
+		return err
+	}
+	a, err := build(ctx, cfg, log, authority, m, nc, js)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before NATS was ever reachable
+		}
+		return err
+	}
+	p.OnStop("sockets", func(ctx context.Context) error { a.shutdown(ctx, cfg); return nil })
+	cur.Store(a)
+	log.Info("ready")
+	return p.Wait(ctx)
+}
+
+// router serves the probes, metrics and, once cur holds the running app,
+// Socket.IO.
+func router(cur *atomic.Pointer[app], cfg *wsconfig.Config, m *metrics.Metrics, log *logrus.Entry,
+	nc *nats.Conn, js jetstream.JetStream) http.Handler {
+	subj := cfg.Subjects()
+	return routes.New(routes.Options{
+		Service: name, Registry: m.Registry, Log: log,
 		SocketIO: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if a := cur.Load(); a != nil {
 				a.socket.ServeHTTP(w, r)
@@ -128,42 +122,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			},
 		},
 	})
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
-	}
-	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second}
-	serveErr := make(chan error, 2)
-	go func() { serveErr <- srv.Serve(ln) }()
-	log.WithField("addr", ln.Addr().String()).Info("listening")
-	if cfg.PprofAddr != "" {
-		psrv := &http.Server{Addr: cfg.PprofAddr, Handler: routes.Pprof(), ReadHeaderTimeout: 10 * time.Second}
-		go func() { serveErr <- psrv.ListenAndServe() }()
-		defer psrv.Close()
-		log.WithField("addr", cfg.PprofAddr).Info("pprof listening")
-	}
-
-	a, err := build(ctx, cfg, log, authority, m, nc, js)
-	if err != nil {
-		_ = srv.Close()
-		if ctx.Err() != nil {
-			return nil // stopped before NATS was ever reachable
-		}
-		return err
-	}
-	cur.Store(a)
-	log.Info("ready")
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down: draining sockets")
-	case err := <-serveErr:
-		runErr = fmt.Errorf("http server: %w", err)
-		log.WithError(err).Error("server failed; shutting down")
-	}
-	a.shutdown(cfg, log, srv, nc)
-	return runErr
 }
 
 // app is the running instance: what serves sockets and what must be
@@ -206,7 +164,7 @@ func build(ctx context.Context, cfg *wsconfig.Config, log *logrus.Entry, authori
 	revoked := revocation.New(event.RevokedSessionsTTL)
 	// Every start-up step is retried while NATS misbehaves (a timeout during
 	// a bucket's scale-up must not end the process).
-	if err := retry(ctx, log, "watch "+subj.RevokedSessionsBucket(), func(context.Context) error {
+	if err := service.Retry(ctx, log, "watch "+subj.RevokedSessionsBucket(), func(context.Context) error {
 		return revoked.Watch(bg, revokedKV, log, func(userID, sessionID string, data json.RawMessage) {
 			h.KickSession(userID, sessionID, data)
 		})
@@ -214,7 +172,7 @@ func build(ctx context.Context, cfg *wsconfig.Config, log *logrus.Entry, authori
 		stopBG()
 		return nil, err
 	}
-	if err := retry(ctx, log, "start presence", func(context.Context) error { return tracker.Start(bg) }); err != nil {
+	if err := service.Retry(ctx, log, "start presence", func(context.Context) error { return tracker.Start(bg) }); err != nil {
 		stopBG()
 		return nil, err
 	}
@@ -224,7 +182,7 @@ func build(ctx context.Context, cfg *wsconfig.Config, log *logrus.Entry, authori
 	}, m, log)
 	fan.Replicas = cfg.NATSReplicas
 	fan.Audience = aud
-	if err := retry(ctx, log, "start fan-out", func(sctx context.Context) error { return fan.Start(sctx, nc, js, subj) }); err != nil {
+	if err := service.Retry(ctx, log, "start fan-out", func(sctx context.Context) error { return fan.Start(sctx, nc, js, subj) }); err != nil {
 		stopBG()
 		return nil, err
 	}
@@ -260,7 +218,7 @@ func build(ctx context.Context, cfg *wsconfig.Config, log *logrus.Entry, authori
 
 // setup creates the stream and buckets, retrying while NATS is unreachable.
 func setup(ctx context.Context, js jetstream.JetStream, subj event.Subjects, replicas int, log *logrus.Entry) (revokedKV, presenceKV jetstream.KeyValue, err error) {
-	err = retry(ctx, log, "nats setup", func(sctx context.Context) error {
+	err = service.Retry(ctx, log, "nats setup", func(sctx context.Context) error {
 		_, kv, err := bus.Setup(sctx, js, subj, replicas)
 		if err != nil {
 			return err
@@ -273,26 +231,6 @@ func setup(ctx context.Context, js jetstream.JetStream, subj event.Subjects, rep
 		return nil
 	})
 	return revokedKV, presenceKV, err
-}
-
-// retry runs step (each attempt bounded to 10 s) until it succeeds or ctx ends.
-func retry(ctx context.Context, log *logrus.Entry, what string, step func(context.Context) error) error {
-	for attempt := 0; ; attempt++ {
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := step(sctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if attempt == 0 || attempt%10 == 0 {
-			log.WithError(err).WithField("step", what).Warn("start-up step failed; retrying")
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: %w", what, err)
-		case <-time.After(time.Second):
-		}
-	}
 }
 
 // healEvery is how often the buckets are checked for existence.
@@ -325,12 +263,11 @@ func heal(ctx context.Context, js jetstream.JetStream, subj event.Subjects, repl
 	}
 }
 
-// shutdown drains within SHUTDOWN_TIMEOUT: refuse new sessions (readyz 503),
-// close the sockets gradually over DRAIN_TIMEOUT so clients reconnect to
-// other instances, stop consuming, publish this instance's users offline,
-// then stop HTTP and NATS.
-func (a *app) shutdown(cfg *wsconfig.Config, log *logrus.Entry, srv *http.Server, nc *nats.Conn) {
-	deadline := time.Now().Add(cfg.ShutdownTimeout)
+// shutdown drains within ctx's deadline (SHUTDOWN_TIMEOUT): refuse new
+// sessions (readyz 503), close the sockets gradually over DRAIN_TIMEOUT so
+// clients reconnect to other instances, stop consuming, publish this
+// instance's users offline, close the engine. HTTP and NATS stop after it.
+func (a *app) shutdown(ctx context.Context, cfg *wsconfig.Config) {
 	// The offline announcements get the end of DRAIN_TIMEOUT, the sockets
 	// the rest: the drain is over within DRAIN_TIMEOUT.
 	announce := min(cfg.DrainTimeout/4, 2*time.Second)
@@ -345,20 +282,8 @@ func (a *app) shutdown(cfg *wsconfig.Config, log *logrus.Entry, srv *http.Server
 	}
 	a.fan.Stop()
 	a.stopBG()
-	pctx, pcancel := context.WithTimeout(context.Background(), announce)
+	pctx, pcancel := context.WithTimeout(ctx, announce)
 	a.tracker.Stop(pctx)
 	pcancel()
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	defer cancel()
 	a.io.Close()
-	if err := srv.Shutdown(ctx); err != nil {
-		log.WithError(err).Warn("http shutdown timed out; closing")
-		_ = srv.Close()
-	}
-	if !nc.IsConnected() {
-		nc.Close() // nothing to flush; a drain would wait for a server until the deadline
-	} else if err := bus.Drain(nc, max(time.Until(deadline), time.Second)); err != nil {
-		log.WithError(err).Warn("nats drain")
-	}
-	log.Info("stopped")
 }

@@ -1,15 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
+	"maps"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/chat5202ol/mop/pkg/auth"
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/pkg/natstest"
+	"github.com/chat5202ol/mop/pkg/servicetest"
 	"github.com/chat5202ol/mop/services/api-ws/internal/wstest"
 )
 
@@ -54,111 +53,26 @@ func newStack(t *testing.T) *stack {
 }
 
 // instance is one running api-ws.
-type instance struct {
-	base string // http://127.0.0.1:port
-	logs *syncBuffer
-	done chan error // run's result (read once by stop)
-	stop func() error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+type instance = servicetest.Service
 
 // start runs api-ws with env overrides and waits until it is ready.
 func (s *stack) start(env map[string]string) *instance {
 	s.t.Helper()
 	inst := s.startUnready(env)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(inst.base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return inst
-			}
-		}
-		select {
-		case err := <-inst.done:
-			s.t.Fatalf("api-ws exited: %v\n%s", err, inst.logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("api-ws not ready:\n%s", inst.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	inst.WaitReady(s.t, 10*time.Second)
+	return inst
 }
 
 // startUnready runs api-ws without waiting for readiness.
 func (s *stack) startUnready(env map[string]string) *instance {
 	s.t.Helper()
-	addr := freeAddr(s.t)
 	vars := map[string]string{
-		"NATS_URL": s.url, "HTTP_ADDR": addr, "JWT_SIGNING_KEY": testKey, "LOG_LEVEL": "debug",
+		"NATS_URL": s.url, "JWT_SIGNING_KEY": testKey, "LOG_LEVEL": "debug",
 		"ALLOWED_ORIGINS": "https://www.example.test", "PRESENCE_OFFLINE_GRACE": "0s",
 		"DRAIN_TIMEOUT": "500ms", "SHUTDOWN_TIMEOUT": "5s", "WS_KICK_GRACE": "500ms",
 	}
-	for k, v := range env {
-		vars[k] = v
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"api-ws"}, func(k string) string { return vars[k] }, logs) }()
-	var once sync.Once
-	var runErr error
-	inst := &instance{base: "http://" + addr, logs: logs, done: done, stop: func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case runErr = <-done:
-			case <-time.After(15 * time.Second):
-				runErr = fmt.Errorf("api-ws did not stop")
-			}
-		})
-		return runErr
-	}}
-	s.t.Cleanup(func() {
-		if err := inst.stop(); err != nil {
-			s.t.Errorf("stop: %v", err)
-		}
-		if s.t.Failed() {
-			s.t.Logf("api-ws %s logs:\n%s", addr, tail(logs.String(), 60))
-		}
-	})
-	return inst
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	maps.Copy(vars, env)
+	return servicetest.Start(s.t, "api-ws", run, vars)
 }
 
 // token issues an access token for user in session.
@@ -181,7 +95,7 @@ func (s *stack) dialWith(inst *instance, o wstest.Options) *wstest.Client {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := wstest.Dial(ctx, inst.base, o)
+	c, err := wstest.Dial(ctx, inst.Base, o)
 	if err != nil {
 		s.t.Fatalf("connect: %v", err)
 	}
@@ -242,7 +156,7 @@ func okReply(v any) []byte {
 // metric returns the sum of the samples of a metric family on /metrics.
 func metric(t *testing.T, inst *instance, name string) float64 {
 	t.Helper()
-	resp, err := http.Get(inst.base + "/metrics")
+	resp, err := http.Get(inst.Base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,16 +176,7 @@ func metric(t *testing.T, inst *instance, name string) float64 {
 }
 
 // eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+var eventually = servicetest.Eventually
 
 func ctxT(t *testing.T, d time.Duration) context.Context {
 	t.Helper()
@@ -280,26 +185,9 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-func TestVersionFlag(t *testing.T) {
-	var out bytes.Buffer
-	if err := run(context.Background(), []string{"api-ws", "--version"}, func(string) string { return "" }, &out); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(out.String(), "api-ws ") {
-		t.Fatalf("version output %q", out.String())
-	}
-}
+func TestVersionFlag(t *testing.T) { servicetest.Version(t, "api-ws", run) }
 
 func TestInvalidConfigIsAStartupError(t *testing.T) {
-	var out bytes.Buffer
-	env := map[string]string{"MOP_ENV": "production", "WS_OUTPUT_SOFT_LIMIT": "10", "WS_OUTPUT_HARD_LIMIT": "5"}
-	err := run(context.Background(), []string{"api-ws"}, func(k string) string { return env[k] }, &out)
-	if err == nil {
-		t.Fatal("production without a key started")
-	}
-	for _, want := range []string{"JWT_SIGNING_KEY", "WS_OUTPUT_HARD_LIMIT"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error does not mention %s: %v", want, err)
-		}
-	}
+	servicetest.ConfigError(t, run, map[string]string{"MOP_ENV": "production", "WS_OUTPUT_SOFT_LIMIT": "10", "WS_OUTPUT_HARD_LIMIT": "5"},
+		"JWT_SIGNING_KEY", "WS_OUTPUT_HARD_LIMIT")
 }

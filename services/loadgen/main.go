@@ -15,38 +15,29 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	rpprof "runtime/pprof"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/chat5202ol/mop/pkg/service"
 	"github.com/chat5202ol/mop/pkg/version"
 	"github.com/chat5202ol/mop/services/loadgen/internal/bench"
 	"github.com/chat5202ol/mop/services/loadgen/internal/report"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "loadgen:", err)
-		os.Exit(1)
-	}
-}
+func main() { service.Main("loadgen", run) }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return errors.New("usage: loadgen bench|smoke [flags] | loadgen report DIR... (loadgen <command> -h for flags)")
 	}
-	if args[0] == "--version" || args[0] == "-version" {
-		fmt.Fprintln(stdout, version.Get("loadgen").String())
-		return nil
-	}
 	cmd := args[0]
-	if cmd == "report" {
+	switch cmd {
+	case "--version", "-version":
+		_, err := fmt.Fprintln(stdout, version.Get("loadgen").String())
+		return err
+	case "report":
 		// Re-render summary.md and the plots of earlier runs from their report.json.
 		for _, dir := range args[1:] {
 			if err := report.Rewrite(dir); err != nil {
@@ -56,6 +47,46 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		return nil
 	}
+	o, err := parse(cmd, args[1:], getenv, stdout)
+	if err != nil {
+		return err
+	}
+	if cmd == "smoke" && o.cfg.OutDir == "" {
+		dir, err := os.MkdirTemp("", "loadgen-smoke-")
+		if err != nil {
+			return fmt.Errorf("smoke: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		o.cfg.OutDir = dir
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.limit)
+	defer cancel()
+	if o.cpuProfile != "" {
+		// The generator shares the machine with the server: its own cost
+		// per delivery bounds what any server can be shown to reach.
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := rpprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpuprofile: %w", err)
+		}
+		defer rpprof.StopCPUProfile()
+	}
+	return measure(ctx, cmd, o.cfg, stdout)
+}
+
+// options are a bench or smoke run's settings from its flags.
+type options struct {
+	cfg        bench.Config
+	limit      time.Duration // the whole run's
+	cpuProfile string
+}
+
+// parse reads the flags of cmd (bench or smoke); a smoke run without -out
+// leaves cfg.OutDir empty for a temp folder.
+func parse(cmd string, args []string, getenv func(string) string, stdout io.Writer) (options, error) {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	profile := fs.String("profile", "quick", "bench profile: quick, full (smoke for the smoke run)")
@@ -72,11 +103,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	rest := fs.Bool("rest", true, "run the REST scenario")
 	cpuProfile := fs.String("cpuprofile", "", "write the generator's own CPU profile to this file")
 	limit := fs.Duration("timeout", 0, "abort the run after this long (0: by profile)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
+	if err := fs.Parse(args); err != nil {
+		return options{}, err
 	}
 	cfg := bench.Config{BinDir: *bin, RefDir: *ref, Systems: strings.Split(*systems, ","), Postgres: *pg,
-		Pprof: *pprof, Log: stdout}
+		Pprof: *pprof, Log: stdout, OutDir: *out}
 	if *wsEnv != "" {
 		cfg.WSEnv = strings.Split(*wsEnv, ",")
 	}
@@ -84,28 +115,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	case "bench":
 		p, err := bench.ProfileByName(*profile)
 		if err != nil {
-			return err
+			return options{}, err
 		}
 		cfg.Profile = p
-		cfg.OutDir = *out
 		if cfg.OutDir == "" {
 			cfg.OutDir = filepath.Join("bench-results", time.Now().Format("20060102-150405"))
 		}
 	case "smoke":
 		cfg.Profile = bench.Profiles["smoke"]
 		cfg.Systems, cfg.Postgres, cfg.Pprof = []string{"mop"}, "", false
-		if *out == "" {
-			dir, err := os.MkdirTemp("", "loadgen-smoke-")
-			if err != nil {
-				return fmt.Errorf("smoke: %w", err)
-			}
-			defer os.RemoveAll(dir)
-			cfg.OutDir = dir
-		} else {
-			cfg.OutDir = *out
-		}
 	default:
-		return fmt.Errorf("unknown command %q: want bench, smoke or report", cmd)
+		return options{}, fmt.Errorf("unknown command %q: want bench, smoke or report", cmd)
 	}
 	if *idle >= 0 {
 		cfg.Profile.IdleConns = *idle
@@ -121,31 +141,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	if *limit == 0 {
 		*limit = map[string]time.Duration{"smoke": 2 * time.Minute, "quick": 15 * time.Minute}[cfg.Profile.Name]
-		if *idle >= 0 {
-			cfg.Profile.IdleConns = *idle
-		}
-		if *members >= 0 {
-			cfg.Profile.Members = *members
-		}
-		if *limit == 0 {
-			*limit = 45 * time.Minute
-		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, *limit)
-	defer cancel()
-	if *cpuProfile != "" {
-		// The generator shares the machine with the server: its own cost
-		// per delivery bounds what any server can be shown to reach.
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return fmt.Errorf("cpuprofile: %w", err)
-		}
-		defer f.Close()
-		if err := rpprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("cpuprofile: %w", err)
-		}
-		defer rpprof.StopCPUProfile()
+	if *limit == 0 {
+		*limit = 45 * time.Minute
 	}
+	return options{cfg: cfg, limit: *limit, cpuProfile: *cpuProfile}, nil
+}
+
+// measure runs the bench and writes its report; a smoke run then checks it.
+func measure(ctx context.Context, cmd string, cfg bench.Config, stdout io.Writer) error {
 	rep, runErr := bench.Run(ctx, cfg)
 	if rep == nil {
 		return runErr

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chat5202ol/mop/pkg/servicetest"
 	"github.com/chat5202ol/mop/services/api-rest/internal/spec"
 )
 
@@ -54,16 +55,6 @@ func binDir(t *testing.T) string {
 		}
 	}
 	return dir
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // start runs a binary with env, its output in dir/<name>.log; stopped (SIGTERM, then
@@ -111,12 +102,12 @@ func newStack(t *testing.T) *stack {
 			s.procs[i].stop()
 		}
 	})
-	natsAddr := freePort(t)
+	natsAddr := servicetest.FreeAddr(t)
 	host, port, _ := net.SplitHostPort(natsAddr)
 	s.natsURL = "nats://" + natsAddr
 	s.start("nats-server", nil, "-a", host, "-p", port, "-js", "-sd", filepath.Join(s.dir, "nats"))
 	waitTCP(t, natsAddr)
-	restAddr, wsAddr := freePort(t), freePort(t)
+	restAddr, wsAddr := servicetest.FreeAddr(t), servicetest.FreeAddr(t)
 	s.rest, s.ws = "http://"+restAddr, "http://"+wsAddr
 	common := []string{"JWT_SIGNING_KEY=" + s.key, "ALLOWED_ORIGINS=https://www.example.test", "DRAIN_TIMEOUT=1s"}
 	// A NATS token and a database password in the URLs: the start-up log must not show them.
@@ -148,19 +139,8 @@ func waitTCP(t *testing.T, addr string) {
 
 func (s *stack) waitReady(base string) {
 	s.t.Helper()
-	deadline := time.Now().Add(40 * time.Second)
-	for {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("%s not ready:\n%s", base, s.logs())
-		}
-		time.Sleep(50 * time.Millisecond) // polling a process we cannot observe otherwise
+	if err := servicetest.WaitReady(base, 40*time.Second, nil); err != nil {
+		s.t.Fatalf("%s: %v\n%s", base, err, s.logs())
 	}
 }
 

@@ -8,9 +8,9 @@
 // holder of the store's relay lease publishes, so several api-rest instances
 // on one PostgreSQL do not interleave.
 //
-// Wiring: create the store with Options.OnEvents calling Relay.Notify (safe
-// on a nil *Relay, so the closure may be built before the relay exists), then
-// run Relay.Run in its own goroutine until shutdown.
+// Wiring: create a Notifier first and the store with Options.OnEvents
+// calling its Notify; once NATS is set up, create the relay with that
+// Notifier as Wake and run Relay.Run in its own goroutine until shutdown.
 package outbox
 
 import (
@@ -71,6 +71,8 @@ type Relay struct {
 	Linger time.Duration
 	// AckTimeout bounds the wait for JetStream's acknowledgements of a round.
 	AckTimeout time.Duration
+	// Wake is what commits signal on (a Notifier of its own unless set).
+	Wake *Notifier
 	// Heal, when set, is called after a failed round (at most every
 	// healEvery) to recreate what NATS lost (the stream, the bucket).
 	Heal func(ctx context.Context) error
@@ -80,7 +82,6 @@ type Relay struct {
 	subj event.Subjects
 	kv   Bucket
 	log  *logrus.Entry
-	wake chan struct{}
 
 	published atomic.Uint64
 	errs      atomic.Uint64
@@ -102,17 +103,26 @@ func New(src Source, js jetstream.JetStream, subj event.Subjects, kv Bucket, log
 		subj:       subj,
 		kv:         kv,
 		log:        log.WithField("component", "outbox"),
-		wake:       make(chan struct{}, 1),
+		Wake:       NewNotifier(),
 	}
 }
 
-// Notify wakes the relay; it never blocks and is a no-op on a nil relay.
-func (r *Relay) Notify() {
-	if r == nil {
-		return
-	}
+// Notify wakes the relay; it never blocks.
+func (r *Relay) Notify() { r.Wake.Notify() }
+
+// Notifier carries the store's "events committed" signal to a relay. It
+// exists before both, so the store (opened first) needs no relay yet, and
+// the relay (created once NATS is set up) misses no commit made meanwhile:
+// a signal waits in it.
+type Notifier struct{ c chan struct{} }
+
+// NewNotifier returns a notifier holding no signal.
+func NewNotifier() *Notifier { return &Notifier{c: make(chan struct{}, 1)} }
+
+// Notify signals; it never blocks, and signals not yet taken merge into one.
+func (n *Notifier) Notify() {
 	select {
-	case r.wake <- struct{}{}:
+	case n.c <- struct{}{}:
 	default:
 	}
 }
@@ -249,7 +259,7 @@ func (r *Relay) lead(ctx context.Context, lease store.Lease) error {
 		case <-ctx.Done():
 			return nil
 		case <-poll.C:
-		case <-r.wake:
+		case <-r.Wake.c:
 			if !sleep(ctx, r.Linger) {
 				return nil
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/pkg/reference"
+	"github.com/chat5202ol/mop/pkg/service"
 	"github.com/chat5202ol/mop/pkg/version"
 	"github.com/chat5202ol/mop/services/api-rest/internal/outbox"
 )
@@ -26,7 +27,8 @@ func (r *recorder) Unregister(prometheus.Collector) bool    { return false }
 func TestReference(t *testing.T) {
 	doc := reference.Must(t)
 	rec := &recorder{}
-	if _, err := newMetrics(rec, &server{opts: Options{Version: version.Get("api-rest")}}); err != nil {
+	if _, err := newMetrics(rec, &server{opts: Options{Version: version.Get("api-rest")},
+		probes: service.NewProbes(version.Get("api-rest"), logrus.NewEntry(logrus.New()), nil)}); err != nil {
 		t.Fatal(err)
 	}
 	relay := outbox.New(nil, nil, event.MustSubjects("mop"), nil, logrus.NewEntry(logrus.New()))

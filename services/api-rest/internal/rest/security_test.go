@@ -1,13 +1,12 @@
 package rest_test
 
 import (
-	"bytes"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/chat5202ol/mop/pkg/logging"
+	"github.com/chat5202ol/mop/pkg/servicetest"
 	"github.com/chat5202ol/mop/services/api-rest/internal/rest"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store/storetest"
 )
@@ -92,31 +91,13 @@ func TestPrivacySetting(t *testing.T) {
 	})
 }
 
-// lockedBuffer is a log sink safe for concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestNoCredentialsInTheLog runs every flow that carries a credential —
 // register, login, refresh (also a spent token, which revokes the session),
 // logout, bad and forged tokens — with the access log at the default level,
 // and finds none of them in it.
 func TestNoCredentialsInTheLog(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, b storetest.Backend) {
-		logs := &lockedBuffer{}
+		logs := &servicetest.Logs{}
 		log, err := logging.New(logs, "api-rest", "info")
 		if err != nil {
 			t.Fatal(err)

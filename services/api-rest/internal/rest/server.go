@@ -7,10 +7,8 @@
 package rest
 
 import (
-	"context"
 	"fmt"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/gin-contrib/cors"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/apidoc"
+	"github.com/chat5202ol/mop/pkg/service"
 	"github.com/chat5202ol/mop/pkg/version"
 	"github.com/chat5202ol/mop/services/api-rest/internal/account"
 	"github.com/chat5202ol/mop/services/api-rest/internal/chat"
@@ -28,7 +27,7 @@ import (
 )
 
 // Check is one readiness dependency; nil means usable.
-type Check func(ctx context.Context) error
+type Check = service.Check
 
 // Rate is a per-key rate limit; PerMinute 0 turns it off.
 type Rate struct {
@@ -60,7 +59,7 @@ type server struct {
 	loginIP  *limit.Keyed
 	loginID  *limit.Keyed
 	register *limit.Keyed
-	unready  atomic.Bool // last readiness answer was 503 (log changes only)
+	probes   *service.Probes
 }
 
 // New returns the HTTP handler of api-rest.
@@ -74,7 +73,7 @@ func New(opts Options) (http.Handler, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &server{opts: opts}
+	s := &server{opts: opts, probes: service.NewProbes(opts.Version, opts.Log, opts.Checks)}
 	m, err := newMetrics(opts.Registry, s)
 	if err != nil {
 		return nil, err
@@ -105,8 +104,8 @@ func New(opts Options) (http.Handler, error) {
 	r.NoRoute(handle(func(*gin.Context) error { return errNoRoute }))
 	r.NoMethod(handle(func(*gin.Context) error { return errNoMethod }))
 
-	r.GET("/healthz", s.healthz)
-	r.GET("/readyz", s.readyz)
+	r.GET("/healthz", gin.WrapH(s.probes.Healthz()))
+	r.GET("/readyz", gin.WrapH(s.probes.Readyz()))
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry})))
 
 	v1 := r.Group("/api/v1")

@@ -7,12 +7,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chat5202ol/mop/pkg/reference"
+	"github.com/chat5202ol/mop/pkg/service"
+	"github.com/chat5202ol/mop/pkg/version"
 	"github.com/chat5202ol/mop/services/api-ws/internal/metrics"
 )
 
 // TestReference holds docs/reference.md to what api-ws exports: every
 // collector of metrics.New (read by reflection, so a new field is seen), what
-// its registry gathers (Go, process, build info), and every `Name: "mop_..."`
+// its registry gathers (Go, process, build info, and what the router adds:
+// readiness), and every `Name: "mop_..."`
 // registered elsewhere in the service's source.
 func TestReference(t *testing.T) {
 	doc := reference.Must(t)
@@ -24,6 +27,8 @@ func TestReference(t *testing.T) {
 			cs = append(cs, c)
 		}
 	}
+	// The router registers pkg/service's readiness gauge on the registry.
+	cs = append(cs, service.NewProbes(version.Get("api-ws"), nil, nil).Gauge())
 	code, err := reference.Collect(cs...)
 	if err != nil {
 		t.Fatal(err)
