@@ -282,6 +282,18 @@ func Settings(cfg any) []Setting {
 	return out
 }
 
+// CheckService fails t for every difference between the settings a
+// service reads (the env tags of cfg, shared settings included) and the
+// rows of its section and the shared one, both ways.
+func CheckService(t testing.TB, service string, cfg any) {
+	t.Helper()
+	code := Settings(cfg)
+	if len(code) < 15 {
+		t.Fatalf("found only %d variables: the scan is broken", len(code))
+	}
+	Report(t, Must(t).CheckSettings([]string{Both, service}, code))
+}
+
 // CheckMetrics compares exported metrics (code, plus names found only in
 // source) with the rows of the given sections, both ways.
 func (d *Doc) CheckMetrics(sections []string, code []Metric, sourceNames []string) []string {

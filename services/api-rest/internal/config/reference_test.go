@@ -9,11 +9,4 @@ import (
 
 // TestReference holds docs/reference.md to the variables api-rest reads: every
 // `env` tag of the config struct (shared settings included) and its default.
-func TestReference(t *testing.T) {
-	doc := reference.Must(t)
-	code := reference.Settings(&config.Config{})
-	if len(code) < 15 {
-		t.Fatalf("found only %d variables: the scan is broken", len(code))
-	}
-	reference.Report(t, doc.CheckSettings([]string{reference.Both, reference.APIRest}, code))
-}
+func TestReference(t *testing.T) { reference.CheckService(t, reference.APIRest, &config.Config{}) }
