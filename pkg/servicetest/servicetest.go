@@ -8,6 +8,7 @@ package servicetest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -195,4 +196,39 @@ func ConfigError(t testing.TB, run service.RunFunc, env map[string]string, wants
 			t.Errorf("configuration error does not mention %s: %v", want, err)
 		}
 	}
+}
+
+// Call does one request to url with client: body (when not nil) as JSON,
+// token (when not "") as the bearer token. It returns the status and the
+// body read whole; a transport failure fails the test.
+func Call(t testing.TB, client *http.Client, method, url, token string, body any) (int, []byte) {
+	t.Helper()
+	var rd io.Reader = http.NoBody
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read: %v", method, url, err)
+	}
+	return resp.StatusCode, data
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +87,33 @@ func TestService(t *testing.T) {
 			}
 			if err := svc.Stop(); (err == nil) != (tc.stopErr == "") {
 				t.Fatalf("second stop: %v", err)
+			}
+		})
+	}
+}
+
+// Call sends JSON and the bearer token only when given, and returns the
+// status and the whole body.
+func TestCall(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusTeapot)
+		fmt.Fprintf(w, "%s|%s|%s|%s", r.Method, r.Header.Get("Content-Type"), r.Header.Get("Authorization"), b)
+	}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		name, method, token string
+		body                any
+		want                string
+	}{
+		{"bare", "GET", "", nil, "GET|||"},
+		{"token", "DELETE", "tok", nil, "DELETE||Bearer tok|"},
+		{"json body", "POST", "", map[string]int{"a": 1}, `POST|application/json||{"a":1}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, data := servicetest.Call(t, srv.Client(), tc.method, srv.URL, tc.token, tc.body)
+			if code != http.StatusTeapot || string(data) != tc.want {
+				t.Fatalf("%d %q, want %q", code, data, tc.want)
 			}
 		})
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -86,39 +85,19 @@ func startStack(t *testing.T) *stack {
 		client: &http.Client{Transport: spec.Transport(t, nil)}}
 }
 
-// call does one JSON request and decodes the answer into out.
+// call does one JSON request and decodes the answer into out (strictly
+// when it succeeded).
 func (s *stack) call(method, path, token string, body, out any) int {
 	s.t.Helper()
-	var rd *bytes.Reader
-	if body != nil {
-		raw, _ := json.Marshal(body)
-		rd = bytes.NewReader(raw)
-	} else {
-		rd = bytes.NewReader(nil)
-	}
-	req, err := http.NewRequest(method, s.base+"/api/v1"+path, rd)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	if out != nil && resp.StatusCode < 300 && resp.StatusCode != http.StatusNoContent {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	code, data := servicetest.Call(s.t, s.client, method, s.base+"/api/v1"+path, token, body)
+	if out != nil && code < 300 && code != http.StatusNoContent {
+		if err := json.Unmarshal(data, out); err != nil {
 			s.t.Fatalf("%s %s: decode: %v", method, path, err)
 		}
 	} else if out != nil {
-		_ = json.NewDecoder(resp.Body).Decode(out)
+		_ = json.Unmarshal(data, out)
 	}
-	return resp.StatusCode
+	return code
 }
 
 type authResult struct {

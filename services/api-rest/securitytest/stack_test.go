@@ -157,28 +157,11 @@ func (s *stack) logs() string {
 // api calls REST; out (when not nil) receives the decoded body.
 func (s *stack) api(method, path, token string, body any, out any) int {
 	s.t.Helper()
-	var r io.Reader
-	if body != nil {
-		raw, _ := json.Marshal(body)
-		r = bytes.NewReader(raw)
-	}
-	req, _ := http.NewRequest(method, s.rest+"/api/v1"+path, r)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
+	code, data := servicetest.Call(s.t, s.client, method, s.rest+"/api/v1"+path, token, body)
 	if out != nil {
 		_ = json.Unmarshal(data, out)
 	}
-	return resp.StatusCode
+	return code
 }
 
 // login posts a login as if from client address ip (api-rest trusts the
