@@ -36,12 +36,18 @@ func TestSlowConsumerIsBoundedAndDisconnected(t *testing.T) {
 		}
 	}()
 
-	body := strings.Repeat("x", 16000)
+	// Large enough that the kernel buffers (up to a few MB on loopback) fill
+	// within a few messages, so the queue passes the soft limit well inside
+	// WS_SLOW_TIMEOUT even on a slow machine.
+	body := strings.Repeat("x", 200_000)
 	sent := 0
 	for ; sent < 5000; sent++ {
 		s.publish(event.MessageCreated, []string{"alice"}, "c1", event.Message{Seq: int64(sent), Body: body})
+		// An ephemeral event after every message: one must meet the stalled
+		// queue over its soft limit before WS_SLOW_TIMEOUT ends it, however
+		// slowly a loaded machine publishes.
+		s.publish(event.Typing, []string{"alice"}, "c1", event.TypingState{ConversationID: "c1", UserID: "bob", State: "start"})
 		if sent%20 == 0 {
-			s.publish(event.Typing, []string{"alice"}, "c1", event.TypingState{ConversationID: "c1", UserID: "bob", State: "start"})
 			if metric(t, inst, "mop_ws_slow_consumers_disconnected_total") >= 1 {
 				sent++
 				break
@@ -53,7 +59,7 @@ func TestSlowConsumerIsBoundedAndDisconnected(t *testing.T) {
 		t.Fatalf("slow consumers counted %v, want 1", got)
 	}
 	if got := metric(t, inst, `mop_ws_events_dropped_total{reason="slow_consumer"}`); got < 1 {
-		t.Errorf("no ephemeral event shed before the disconnect (%v)", got)
+		t.Errorf("no ephemeral event shed before the disconnect (%v) after %d messages", got, sent)
 	}
 	s.publish(event.MessageUpdated, []string{"alice"}, "c1", event.Message{Body: "sentinel"})
 	select {

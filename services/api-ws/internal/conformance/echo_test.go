@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 
 	"github.com/chat5202ol/mop/services/api-ws/internal/engineio"
@@ -53,13 +54,24 @@ type socketEcho struct{}
 func (socketEcho) Connect(s *socketio.Socket, auth json.RawMessage) *socketio.ConnectError {
 	var a struct {
 		Refuse string `json:"refuse"`
+		Early  string `json:"early"`
 	}
 	_ = json.Unmarshal(auth, &a)
-	if hs := s.Session().Handshake(); a.Refuse == "" && hs != nil && len(hs.Query["refuse"]) > 0 {
-		a.Refuse = hs.Query["refuse"][0]
+	if hs := s.Session().Handshake(); hs != nil {
+		if a.Refuse == "" && len(hs.Query["refuse"]) > 0 {
+			a.Refuse = hs.Query["refuse"][0]
+		}
+		if a.Early == "" && len(hs.Query["early"]) > 0 {
+			a.Early = hs.Query["early"][0]
+		}
 	}
 	if a.Refuse != "" {
 		return &socketio.ConnectError{Message: "unauthorized", Data: map[string]any{"code": a.Refuse}}
+	}
+	if a.Early != "" {
+		// Addressed while being admitted, as api-ws's hub can once it has
+		// registered the socket: the client must still see CONNECT first.
+		s.Emit("early", json.RawMessage(strconv.Quote(a.Early)))
 	}
 	if len(auth) == 0 {
 		auth = json.RawMessage(`{}`)

@@ -128,7 +128,7 @@ func (s *Session) check(now int64) (action, string) {
 func (s *Session) act(a action, reason string, now int64) {
 	switch a {
 	case actPing:
-		s.Send(framePing)
+		s.sendEngine(framePing)
 	case actClose:
 		s.Close(reason)
 	case actAbortProbe:

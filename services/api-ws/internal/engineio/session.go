@@ -37,10 +37,14 @@ type Session struct {
 	reason    string  // why the session closes (closing state)
 
 	// Output: frames not yet handed to the kernel, oldest first; off bytes
-	// of out[0] are already written. queued is exact: what is still to write.
+	// of out[0] are already written. queued is exact: what is still to write,
+	// held frames included.
 	out       []*Frame
 	off       int
 	queued    int64
+	holding   bool     // upper-layer frames wait in held (Hold)
+	held      []*Frame // queued while holding, in order
+	heldBytes int64
 	scheduled bool  // a writer owns the output (WebSocket)
 	blocked   int64 // unix ns since writes stopped making progress; 0: flowing
 	written   int64 // bytes handed to the kernel (WebSocket)
@@ -129,6 +133,45 @@ func (s *Session) Closed() bool {
 	return s.state != stateOpen
 }
 
+// Hold makes the upper layer's frames wait until Release: a socket being
+// admitted is already findable by deliveries (the per-user cap is checked
+// where it is registered), yet the client must hear CONNECT before any event.
+// Engine frames (pings, pongs) are not held.
+func (s *Session) Hold() {
+	s.mu.Lock()
+	if s.state == stateOpen {
+		s.holding = true
+	}
+	s.mu.Unlock()
+}
+
+// Release queues first (the answer to CONNECT), then what was held, and ends
+// the hold; false when the session no longer accepts output.
+func (s *Session) Release(first *Frame) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateOpen {
+		return false
+	}
+	s.releaseLocked(first)
+	return true
+}
+
+func (s *Session) releaseLocked(first *Frame) {
+	held := s.held
+	s.holding, s.held = false, nil
+	// The held bytes are counted again as each frame moves to out.
+	s.queued -= s.heldBytes
+	s.srv.pending.Add(-s.heldBytes)
+	s.heldBytes = 0
+	if first != nil {
+		s.enqueueLocked(first)
+	}
+	for _, f := range held {
+		s.enqueueLocked(f)
+	}
+}
+
 // Send queues f; false when the session no longer accepts output.
 func (s *Session) Send(f *Frame) bool {
 	s.mu.Lock()
@@ -136,7 +179,7 @@ func (s *Session) Send(f *Frame) bool {
 		s.mu.Unlock()
 		return false
 	}
-	s.enqueueLocked(f)
+	s.pushLocked(f)
 	s.mu.Unlock()
 	return true
 }
@@ -155,7 +198,7 @@ func (s *Session) TrySend(f *Frame, limit int64) (int64, bool) {
 	if q >= limit {
 		return q, false
 	}
-	s.enqueueLocked(f)
+	s.pushLocked(f)
 	return q, true
 }
 
@@ -167,10 +210,32 @@ func (s *Session) SendAll(frames ...*Frame) bool {
 		return false
 	}
 	for _, f := range frames {
-		s.enqueueLocked(f)
+		s.pushLocked(f)
 	}
 	s.mu.Unlock()
 	return true
+}
+
+// sendEngine queues an engine frame (a ping), which no hold delays.
+func (s *Session) sendEngine(f *Frame) {
+	s.mu.Lock()
+	if s.state == stateOpen {
+		s.enqueueLocked(f)
+	}
+	s.mu.Unlock()
+}
+
+// pushLocked queues an upper-layer frame: held while holding, else out.
+func (s *Session) pushLocked(f *Frame) {
+	if !s.holding {
+		s.enqueueLocked(f)
+		return
+	}
+	n := f.size(s.protocol)
+	s.held = append(s.held, f)
+	s.heldBytes += n
+	s.queued += n
+	s.srv.pending.Add(n)
 }
 
 // enqueueLocked appends f and makes sure someone will write it: a writer
@@ -207,6 +272,9 @@ func (s *Session) CloseAfterFlush(reason string, grace time.Duration) {
 		s.mu.Unlock()
 		return
 	}
+	// What a closing socket was told (a final event, DISCONNECT) goes out
+	// even if it never finished connecting.
+	s.releaseLocked(nil)
 	s.state = stateClosing
 	s.reason = reason
 	s.closeBy = time.Now().Add(grace).UnixNano()
@@ -240,6 +308,7 @@ func (s *Session) Close(reason string) {
 	writerIdle := !s.scheduled
 	s.srv.pending.Add(-s.queued)
 	s.out, s.off, s.queued = nil, 0, 0
+	s.holding, s.held, s.heldBytes = false, nil, 0
 	s.hs = nil
 	if s.pollWake != nil {
 		close(s.pollWake)
@@ -287,7 +356,7 @@ func (s *Session) consumeLocked(n int) {
 // takeAllLocked removes every queued frame (polling: the GET writes them).
 func (s *Session) takeAllLocked() []*Frame {
 	frames := s.out
-	s.srv.pending.Add(-s.queued)
-	s.out, s.off, s.queued = nil, 0, 0
+	s.srv.pending.Add(-(s.queued - s.heldBytes))
+	s.out, s.off, s.queued = nil, 0, s.heldBytes
 	return frames
 }

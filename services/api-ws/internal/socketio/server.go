@@ -115,6 +115,7 @@ func (e *engineHandler) Open(sess *engineio.Session) {
 		// v4 clients are in the main namespace from the start.
 		sock.id = sess.ID()
 		sock.state = stateConnecting
+		sess.Hold()
 		sock.enqueue(task{kind: taskConnect})
 	}
 }

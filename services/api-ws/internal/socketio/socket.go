@@ -168,7 +168,7 @@ func (s *Socket) connect(auth json.RawMessage) {
 		s.mu.Lock()
 		s.state = stateIdle
 		s.mu.Unlock()
-		s.eng.Send(connectErrorFrame(protocol, "/", err))
+		s.eng.Release(connectErrorFrame(protocol, "/", err))
 		if protocol == 3 {
 			s.eng.CloseAfterFlush("connect refused", s.srv.opts.RefuseGrace)
 		}
@@ -187,10 +187,12 @@ func (s *Socket) connect(auth json.RawMessage) {
 	s.state = stateConnected
 	s.mu.Unlock()
 	s.eng.Attach()
+	// CONNECT goes ahead of whatever reached the socket while it was admitted
+	// (a delivery after the hub registered it, a presence state).
 	if protocol == 3 {
-		s.eng.Send(engineio.NewMessage([]byte{TypeConnect}))
+		s.eng.Release(engineio.NewMessage([]byte{TypeConnect}))
 	} else {
-		s.eng.Send(engineio.NewMessage([]byte(`0{"sid":"` + s.id + `"}`)))
+		s.eng.Release(engineio.NewMessage([]byte(`0{"sid":"` + s.id + `"}`)))
 	}
 	if s.eng.Closed() {
 		s.closed("transport close")
@@ -274,6 +276,7 @@ func (s *Socket) onMessage(data []byte, binary bool) {
 			s.id = newSocketID()
 		}
 		s.mu.Unlock()
+		s.eng.Hold()
 		s.enqueue(task{kind: taskConnect, data: p.Data})
 		return
 	case TypeDisconnect:
