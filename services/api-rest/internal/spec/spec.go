@@ -1,7 +1,7 @@
 // Package spec holds api-rest to its OpenAPI document (pkg/apidoc) in tests:
 // it checks one HTTP exchange (status, headers, body) against the operation
-// the document gives its method and path, and wraps handlers and transports
-// so that every exchange of a test suite is checked. Only test code imports
+// the document gives its method and path, and wraps a client's transport so
+// that every exchange of a process-level suite is checked. Only test code imports
 // it; the server itself does not validate at run time.
 package spec
 
@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"sort"
 	"strings"
@@ -196,25 +195,6 @@ func (d *Document) checkUnrouted(r *http.Request, status int, header http.Header
 		return fmt.Errorf("%s %s: %d with Content-Type %q", r.Method, r.URL.Path, status, header.Get("Content-Type"))
 	}
 	return nil
-}
-
-// Handler wraps h so that every exchange it serves is checked; a mismatch
-// fails t. Use it where a suite builds its handler.
-func Handler(t testing.TB, h http.Handler) http.Handler {
-	d := MustLoad(t)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, r)
-		res := rec.Result()
-		if err := d.Check(r, res.StatusCode, res.Header, rec.Body.Bytes()); err != nil {
-			t.Errorf("openapi: %v", err)
-		}
-		for k, v := range res.Header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(res.StatusCode)
-		_, _ = w.Write(rec.Body.Bytes())
-	})
 }
 
 // Transport wraps base (nil: http.DefaultTransport) so that every exchange of

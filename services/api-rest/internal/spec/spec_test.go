@@ -1,6 +1,7 @@
 package spec_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -170,5 +171,46 @@ func TestAcceptedRequestChecked(t *testing.T) {
 				t.Fatalf("got %v, want %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// recorder is a testing.TB that keeps what Errorf reports.
+type recorder struct {
+	testing.TB
+	errs []string
+}
+
+func (r *recorder) Errorf(format string, args ...any) {
+	r.errs = append(r.errs, fmt.Sprintf(format, args...))
+}
+
+// TestTransport: a client with the checking transport reports an answer that
+// is not as documented and hands the body on unchanged either way.
+func TestTransport(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Request-ID", "r")
+		if r.URL.Path == "/api/v1/users/me" {
+			_, _ = io.WriteString(w, user)
+			return
+		}
+		_, _ = io.WriteString(w, `{"surprise":true}`) // 200 on a route the document lacks
+	}))
+	defer srv.Close()
+	rec := &recorder{TB: t}
+	client := &http.Client{Transport: spec.Transport(rec, nil)}
+	for _, tc := range []struct {
+		path, body string
+		errs       int
+	}{{"/api/v1/users/me", user, 0}, {"/api/v1/nope", `{"surprise":true}`, 1}, {"/socket.io/?EIO=4", `{"surprise":true}`, 1}} {
+		res, err := client.Get(srv.URL + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		if string(got) != tc.body || len(rec.errs) != tc.errs {
+			t.Fatalf("%s: body %q, reported %v", tc.path, got, rec.errs)
+		}
 	}
 }
