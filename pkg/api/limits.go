@@ -12,6 +12,8 @@ const (
 	MaxClientMsgIDBytes = 64
 	// MaxIDBytes bounds any id a client sends (ULIDs are 26 bytes).
 	MaxIDBytes = 64
+	// MaxMessageAttachments bounds the uploads sent with one message.
+	MaxMessageAttachments = 10
 
 	MinUsername    = 3
 	MaxUsername    = 32

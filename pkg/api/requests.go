@@ -67,20 +67,30 @@ func (c PasswordChange) Validate() error {
 	return p.Err()
 }
 
-// ProfileUpdate is the body of PATCH /users/me.
+// ProfileUpdate is the body of PATCH /users/me: the display name, the
+// avatar, or both.
 type ProfileUpdate struct {
 	DisplayName *string `json:"display_name"`
+	// AvatarID is one of the user's image uploads (POST /attachments) to
+	// show as their picture; "" removes it; absent keeps it.
+	AvatarID *string `json:"avatar_id"`
 }
 
-// Validate checks the display name, which is stored trimmed (Name).
+// Validate checks the display name, which is stored trimmed (Name), and the
+// avatar id; at least one must be present.
 func (u ProfileUpdate) Validate() error {
-	if u.DisplayName == nil {
-		return Invalid("display_name", "is required")
+	if u.DisplayName == nil && u.AvatarID == nil {
+		return Invalid("display_name", "is required (or avatar_id)")
 	}
-	name := u.Name()
 	p := Problems{}
-	p.Check("display_name", required(name))
-	p.Check("display_name", Text(name, MaxDisplayName))
+	if u.DisplayName != nil {
+		name := u.Name()
+		p.Check("display_name", required(name))
+		p.Check("display_name", Text(name, MaxDisplayName))
+	}
+	if u.AvatarID != nil && *u.AvatarID != "" {
+		p.Check("avatar_id", id(*u.AvatarID))
+	}
 	return p.Err()
 }
 
@@ -193,18 +203,32 @@ func (m NewMembers) IDs() ([]string, error) {
 type NewMessage struct {
 	Body        string `json:"body"`
 	ClientMsgID string `json:"client_msg_id"`
+	// AttachmentIDs are the sender's uploads (POST /attachments) sent with
+	// the message; with any, the body may be empty.
+	AttachmentIDs []string `json:"attachment_ids,omitempty"`
 }
 
-// Validate checks the body (payload_too_large beyond MaxMessageBodyBytes)
-// and the idempotency key.
+// Validate checks the body (payload_too_large beyond MaxMessageBodyBytes),
+// the idempotency key and the attachment ids (at most MaxMessageAttachments).
 func (m NewMessage) Validate() error {
 	if err := tooLong("body", m.Body); err != nil {
 		return err
 	}
 	p := Problems{}
-	p.Check("body", messageBody(m.Body))
+	files, problem := ids(m.AttachmentIDs, MaxMessageAttachments)
+	p.Check("attachment_ids", problem)
+	if len(files) == 0 || m.Body != "" {
+		p.Check("body", messageBody(m.Body))
+	}
 	p.Check("client_msg_id", clientMsgID(m.ClientMsgID))
 	return p.Err()
+}
+
+// Attachments are the attachment ids without duplicates, in their order (of
+// a validated message).
+func (m NewMessage) Attachments() []string {
+	files, _ := ids(m.AttachmentIDs, MaxMessageAttachments)
+	return files
 }
 
 // EventMessageSend is the socket event of SendMessage.

@@ -31,13 +31,18 @@ func TestGoldenEnvelopes(t *testing.T) {
 	edited.Body, edited.EditedAt = "hello again", &t1
 	deleted := msg
 	deleted.Body, deleted.DeletedAt = "", &t1
+	created := msg
+	created.Attachments = []event.Attachment{
+		{ID: "01JFILE0000000000000000000", Name: "cat.png", ContentType: "image/png", Size: 48213, Width: 640, Height: 480, Thumbnail: true},
+		{ID: "01JFILE0000000000000000001", Name: "notes.pdf", ContentType: "application/pdf", Size: 1024},
+	}
 	conv := event.Conversation{ID: msg.ConversationID, Type: api.ConversationDirect, CreatedBy: msg.SenderID, CreatedAt: t0, UpdatedAt: t0,
 		Members: []event.Member{{UserID: msg.SenderID, Username: "alice", DisplayName: "Alice", Role: event.RoleOwner, JoinedAt: t0}, memb}}
 	cases := []struct {
 		typ  event.Type
 		data any
 	}{
-		{event.MessageCreated, msg},
+		{event.MessageCreated, created},
 		{event.MessageUpdated, edited},
 		{event.MessageDeleted, deleted},
 		{event.ReadUpdated, event.ReadMarker{ConversationID: msg.ConversationID, UserID: memb.UserID, Seq: 7, UpdatedAt: t1}},

@@ -14,6 +14,9 @@ type User struct {
 	// Deleted marks a deleted account: username "", display name
 	// "Deleted user" (docs/decisions/account-deletion.md).
 	Deleted bool `json:"deleted,omitempty"`
+	// AvatarID is the attachment holding the user's picture (an image the
+	// user uploaded; GET /attachments/{id} gives its URLs), absent when none.
+	AvatarID string `json:"avatar_id,omitempty"`
 }
 
 // Member roles.
@@ -65,6 +68,23 @@ type Message struct {
 	CreatedAt      time.Time  `json:"created_at"`
 	EditedAt       *time.Time `json:"edited_at"`
 	DeletedAt      *time.Time `json:"deleted_at"`
+	// Attachments are the files sent with the message, in the sender's
+	// order; absent when none (and on a tombstone).
+	Attachments []Attachment `json:"attachments,omitempty"`
+}
+
+// Attachment describes an uploaded file. ContentType is what the server found
+// in the content (never the type the client declared); Width and Height are
+// set for images, Thumbnail when a small JPEG preview exists. The bytes are
+// fetched with short-lived signed URLs (GET /attachments/{id}).
+type Attachment struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`
+	Width       int    `json:"width,omitempty"`
+	Height      int    `json:"height,omitempty"`
+	Thumbnail   bool   `json:"thumbnail"`
 }
 
 // ReadMarker is how far a user has read a conversation; it never moves backwards.

@@ -57,6 +57,9 @@ type SendMessageRequest struct {
 	ConversationID string `json:"conversation_id"`
 	Body           string `json:"body"`
 	ClientMsgID    string `json:"client_msg_id"`
+	// AttachmentIDs are the sender's uploads sent with the message (older
+	// api-ws instances leave it out: a message without attachments).
+	AttachmentIDs []string `json:"attachment_ids,omitempty"`
 }
 
 // MarkReadRequest moves UserID's read marker forward.

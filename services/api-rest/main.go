@@ -23,11 +23,13 @@ import (
 	"github.com/chat5202ol/mop/pkg/service"
 	"github.com/chat5202ol/mop/pkg/version"
 	"github.com/chat5202ol/mop/services/api-rest/internal/account"
+	"github.com/chat5202ol/mop/services/api-rest/internal/attachment"
 	"github.com/chat5202ol/mop/services/api-rest/internal/chat"
 	"github.com/chat5202ol/mop/services/api-rest/internal/config"
 	"github.com/chat5202ol/mop/services/api-rest/internal/outbox"
 	"github.com/chat5202ol/mop/services/api-rest/internal/rest"
 	"github.com/chat5202ol/mop/services/api-rest/internal/rpc"
+	"github.com/chat5202ol/mop/services/api-rest/internal/storage"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store"
 )
 
@@ -69,6 +71,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	rules, subj := chat.New(st), cfg.Subjects()
+	files, err := attachments(p, cfg, st, log)
+	if err != nil {
+		return err
+	}
 	nc, js, err := p.NATS(cfg.NATSURL, name, log.WithField("component", "nats"))
 	if err != nil {
 		return err
@@ -85,7 +91,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	p.OnStop("nats responders", func(ctx context.Context) error { responders.Stop(ctx); return nil })
 	handler, err := rest.New(rest.Options{
-		Accounts: accounts, Chat: rules, Log: log, Registry: reg, Checks: checks(cfg, st, nc, js),
+		Accounts: accounts, Chat: rules, Attachments: files, Log: log, Registry: reg, Checks: checks(cfg, st, nc, js),
 		AllowedOrigins: cfg.AllowedOrigins, TrustedProxies: cfg.TrustedProxies, BodyLimit: cfg.BodyLimit,
 		Login:    rest.Rate{PerMinute: cfg.LoginRate, Burst: cfg.LoginBurst},
 		Register: rest.Rate{PerMinute: cfg.RegisterRate, Burst: cfg.RegisterBurst},
@@ -104,6 +110,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	return p.Wait(ctx)
+}
+
+// attachments opens the attachment storage and starts its sweeper; links
+// are signed with keys derived from the JWT keys, so they rotate together.
+func attachments(p *service.Process, cfg *config.Config, st store.Store, log *logrus.Entry) (*attachment.Service, error) {
+	blobs, err := storage.NewDir(cfg.AttachmentDir)
+	if err != nil {
+		return nil, err
+	}
+	keys := [][]byte{[]byte(cfg.JWTSigningKey)}
+	for _, k := range cfg.JWTPreviousKeys {
+		keys = append(keys, []byte(k))
+	}
+	files, err := attachment.New(attachment.Options{
+		Store: st, Blobs: blobs, MaxBytes: cfg.AttachmentMaxBytes, URLTTL: cfg.AttachmentURLTTL,
+		UnusedTTL: cfg.AttachmentUnusedTTL, Keys: keys, Log: log.WithField("component", "attachments"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); files.Run(ctx) }()
+	p.OnStop("attachment sweeper", func(context.Context) error { stop(); <-done; return nil })
+	return files, nil
 }
 
 func accountService(cfg *config.Config, st store.Store) (*account.Service, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
@@ -61,7 +62,7 @@ func TestFanoutAcrossInstancesExactlyOnce(t *testing.T) {
 			t.Errorf("%s got message.created %d times, want 1", name, n)
 		} else {
 			var m event.Message
-			if err := json.Unmarshal(got[string(event.MessageCreated)][0], &m); err != nil || m != msg {
+			if err := json.Unmarshal(got[string(event.MessageCreated)][0], &m); err != nil || !reflect.DeepEqual(m, msg) {
 				t.Errorf("%s payload %s, want %+v", name, got[string(event.MessageCreated)][0], msg)
 			}
 		}

@@ -2,6 +2,7 @@ package account
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/chat5202ol/mop/pkg/api"
 	"github.com/chat5202ol/mop/pkg/event"
+	"github.com/chat5202ol/mop/services/api-rest/internal/store"
 )
 
 // ErrWrongPassword is a failed re-authentication of a signed-in user (change
@@ -111,12 +113,28 @@ func (s *Service) reauthenticate(ctx context.Context, userID, password string) e
 	return nil
 }
 
-// UpdateProfile changes the user's display name.
+// UpdateProfile changes the user's display name and/or avatar.
 func (s *Service) UpdateProfile(ctx context.Context, userID string, in api.ProfileUpdate) (event.User, error) {
 	if err := in.Validate(); err != nil {
 		return event.User{}, err
 	}
-	return s.st.SetDisplayName(ctx, userID, in.Name())
+	var u event.User
+	var err error
+	if in.DisplayName != nil {
+		if u, err = s.st.SetDisplayName(ctx, userID, in.Name()); err != nil {
+			return event.User{}, err
+		}
+	}
+	if in.AvatarID != nil {
+		u, err = s.st.SetAvatar(ctx, userID, *in.AvatarID)
+		if errors.Is(err, store.ErrAttachmentUnavailable) {
+			return event.User{}, api.Invalid("avatar_id", "must be one of your image uploads, not sent with a message")
+		}
+		if err != nil {
+			return event.User{}, err
+		}
+	}
+	return u, nil
 }
 
 // DeleteAccount re-authenticates the user and deletes the account

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/chat5202ol/mop/pkg/api"
@@ -20,7 +21,11 @@ func (s *Service) Send(ctx context.Context, userID, conversationID string, in ap
 	}
 	m, created, err := s.st.CreateMessage(ctx, store.NewMessage{
 		ConversationID: conversationID, SenderID: userID, Body: in.Body, ClientMsgID: in.ClientMsgID,
+		AttachmentIDs: in.Attachments(),
 	})
+	if errors.Is(err, store.ErrAttachmentUnavailable) {
+		return event.Message{}, false, api.Invalid("attachment_ids", "must be your own uploads, not yet sent nor used as an avatar")
+	}
 	if err != nil {
 		return event.Message{}, false, fmt.Errorf("send to %s: %w", conversationID, err)
 	}

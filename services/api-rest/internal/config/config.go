@@ -43,6 +43,12 @@ type Config struct {
 	HashTime      uint32 `env:"PASSWORD_HASH_TIME" envDefault:"2"`
 	HashThreads   uint8  `env:"PASSWORD_HASH_THREADS" envDefault:"1"`
 
+	// Attachments (docs/decisions/attachments.md).
+	AttachmentDir       string        `env:"ATTACHMENT_DIR" envDefault:"var/attachments"`
+	AttachmentMaxBytes  int64         `env:"ATTACHMENT_MAX_BYTES" envDefault:"10485760"`
+	AttachmentURLTTL    time.Duration `env:"ATTACHMENT_URL_TTL" envDefault:"10m"`
+	AttachmentUnusedTTL time.Duration `env:"ATTACHMENT_UNUSED_TTL" envDefault:"24h"`
+
 	// Per minute and burst; 0 per minute disables a limit (development only).
 	LoginRate     float64 `env:"LOGIN_RATE_PER_MINUTE" envDefault:"5"`
 	LoginBurst    int     `env:"LOGIN_RATE_BURST" envDefault:"10"`
@@ -78,6 +84,18 @@ func (c *Config) Validate() error {
 	}
 	if c.SessionCache < 0 || c.SessionCache > time.Minute {
 		errs = append(errs, fmt.Errorf("SESSION_CACHE_TTL=%s: want 0..1m", c.SessionCache))
+	}
+	if strings.TrimSpace(c.AttachmentDir) == "" {
+		errs = append(errs, errors.New("ATTACHMENT_DIR must not be empty"))
+	}
+	if c.AttachmentMaxBytes < 1024 || c.AttachmentMaxBytes > 1<<30 {
+		errs = append(errs, fmt.Errorf("ATTACHMENT_MAX_BYTES=%d: want 1024..1073741824 bytes", c.AttachmentMaxBytes))
+	}
+	if c.AttachmentURLTTL < time.Minute || c.AttachmentURLTTL > 24*time.Hour || c.AttachmentURLTTL%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("ATTACHMENT_URL_TTL=%s: want 1m..24h in whole seconds", c.AttachmentURLTTL))
+	}
+	if c.AttachmentUnusedTTL < time.Hour || c.AttachmentUnusedTTL > 30*24*time.Hour {
+		errs = append(errs, fmt.Errorf("ATTACHMENT_UNUSED_TTL=%s: want 1h..720h", c.AttachmentUnusedTTL))
 	}
 	if c.MessageWriters < 0 || c.MessageWriters > 64 {
 		errs = append(errs, fmt.Errorf("MESSAGE_WRITERS=%d: want 0..64 (0: default)", c.MessageWriters))

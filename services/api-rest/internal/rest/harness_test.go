@@ -21,9 +21,11 @@ import (
 	"github.com/chat5202ol/mop/pkg/logging"
 	"github.com/chat5202ol/mop/pkg/version"
 	"github.com/chat5202ol/mop/services/api-rest/internal/account"
+	"github.com/chat5202ol/mop/services/api-rest/internal/attachment"
 	"github.com/chat5202ol/mop/services/api-rest/internal/chat"
 	"github.com/chat5202ol/mop/services/api-rest/internal/rest"
 	"github.com/chat5202ol/mop/services/api-rest/internal/spec"
+	"github.com/chat5202ol/mop/services/api-rest/internal/storage"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store"
 	"github.com/chat5202ol/mop/services/api-rest/internal/store/storetest"
 )
@@ -54,7 +56,15 @@ type env struct {
 	tokens *auth.Authority
 	clock  *clock
 	reg    *prometheus.Registry
+	blobs  *storage.Dir
+	files  *attachment.Service
 }
+
+// Attachment limits of the test handler.
+const (
+	testMaxUpload = 256 << 10
+	testURLTTL    = 10 * time.Minute
+)
 
 // newEnv builds the handler; tweak adjusts the options before rest.New.
 func newEnv(t testing.TB, b storetest.Backend, tweak ...func(*rest.Options)) *env {
@@ -70,8 +80,17 @@ func newEnv(t testing.TB, b storetest.Backend, tweak ...func(*rest.Options)) *en
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.blobs, err = storage.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.files, err = attachment.New(attachment.Options{Store: e.st, Blobs: e.blobs, MaxBytes: testMaxUpload,
+		URLTTL: testURLTTL, Keys: [][]byte{[]byte(testKey)}, Log: logging.Discard(), Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := rest.Options{
-		Accounts: accounts, Chat: chat.New(e.st), Log: logging.Discard(), Registry: e.reg,
+		Accounts: accounts, Chat: chat.New(e.st), Attachments: e.files, Log: logging.Discard(), Registry: e.reg,
 		Checks:         map[string]rest.Check{"store": e.st.Ping},
 		AllowedOrigins: []string{testOrigin}, TrustedProxies: []string{testProxy},
 		Version: version.Get("api-rest"), Now: e.clock.Now,

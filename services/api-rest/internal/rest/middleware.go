@@ -17,6 +17,7 @@ import (
 	"github.com/chat5202ol/mop/pkg/auth"
 	"github.com/chat5202ol/mop/pkg/event"
 	"github.com/chat5202ol/mop/pkg/logging"
+	"github.com/chat5202ol/mop/services/api-rest/internal/attachment"
 )
 
 const (
@@ -133,12 +134,20 @@ func (s *server) originCheck(c *gin.Context) {
 
 // bodyLimit refuses a declared oversize body at once and caps every body, so
 // that a chunked upload without Content-Length is stopped at the limit too.
+//
+// An upload's limit is the file limit plus room for the form around it; the
+// file's own size is checked as it streams (attachment.Upload).
 func (s *server) bodyLimit(c *gin.Context) {
-	if c.Request.ContentLength > s.opts.BodyLimit {
-		writeError(c, errTooLarge)
+	limit, tooLarge := s.opts.BodyLimit, error(errTooLarge)
+	if c.FullPath() == routeUpload && s.opts.Attachments != nil {
+		limit = s.opts.Attachments.MaxBytes() + uploadOverhead
+		tooLarge = attachment.TooLarge(s.opts.Attachments.MaxBytes())
+	}
+	if c.Request.ContentLength > limit {
+		writeError(c, tooLarge)
 		return
 	}
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.BodyLimit)
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
 	c.Next()
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/chat5202ol/mop/pkg/service"
 	"github.com/chat5202ol/mop/pkg/version"
 	"github.com/chat5202ol/mop/services/api-rest/internal/account"
+	"github.com/chat5202ol/mop/services/api-rest/internal/attachment"
 	"github.com/chat5202ol/mop/services/api-rest/internal/chat"
 	"github.com/chat5202ol/mop/services/api-rest/internal/limit"
 )
@@ -39,7 +40,9 @@ type Rate struct {
 type Options struct {
 	Accounts *account.Service
 	Chat     *chat.Service
-	Log      *logrus.Entry
+	// Attachments serves uploads and /static/; nil turns those routes off.
+	Attachments *attachment.Service
+	Log         *logrus.Entry
 	// Registry receives the HTTP metrics and is served on /metrics; main
 	// registers the other collectors (outbox, Go runtime, build info) on it.
 	Registry       *prometheus.Registry
@@ -107,6 +110,8 @@ func New(opts Options) (http.Handler, error) {
 	r.GET("/healthz", gin.WrapH(s.probes.Healthz()))
 	r.GET("/readyz", gin.WrapH(s.probes.Readyz()))
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry})))
+	r.GET("/static/:id/:variant", handle(s.static))
+	r.HEAD("/static/:id/:variant", handle(s.static))
 
 	v1 := r.Group("/api/v1")
 	v1.GET("/openapi.json", openAPI(doc))
@@ -136,6 +141,8 @@ func New(opts Options) (http.Handler, error) {
 	authed.PATCH("/conversations/:id/messages/:message_id", handle(s.editMessage))
 	authed.DELETE("/conversations/:id/messages/:message_id", handle(s.deleteMessage))
 	authed.POST("/conversations/:id/read", handle(s.markRead))
+	authed.POST("/attachments", handle(s.upload))
+	authed.GET("/attachments/:id", handle(s.attachmentLink))
 	return r, nil
 }
 

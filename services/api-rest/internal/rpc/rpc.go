@@ -221,7 +221,7 @@ func (s *Server) send(ctx context.Context, req event.SendMessageRequest) (any, e
 	if err := required(req.UserID, req.ConversationID); err != nil {
 		return nil, err
 	}
-	m, _, err := s.chat.Send(ctx, req.UserID, req.ConversationID, api.NewMessage{Body: req.Body, ClientMsgID: req.ClientMsgID})
+	m, _, err := s.chat.Send(ctx, req.UserID, req.ConversationID, api.NewMessage{Body: req.Body, ClientMsgID: req.ClientMsgID, AttachmentIDs: req.AttachmentIDs})
 	if err != nil {
 		return nil, err
 	}

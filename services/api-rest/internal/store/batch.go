@@ -167,7 +167,7 @@ type convState struct {
 
 // insertMessages starts the one statement that stores messages (its rows
 // differ by dialect: a VALUES list on SQLite, arrays on PostgreSQL).
-const insertMessages = `INSERT INTO messages (id, conversation_id, seq, sender_id, body, client_msg_id, created_at)`
+const insertMessages = `INSERT INTO messages (id, conversation_id, seq, sender_id, body, client_msg_id, created_at, attachments)`
 
 // sendBatch writes the batch's messages, filling results; per-request
 // failures (not a member) go into results and do not fail the transaction.
@@ -216,6 +216,14 @@ func (s *DB) sendBatch(t *tx, reqs []*sendReq, results []sendResult) error {
 			ClientMsgID:    m.ClientMsgID,
 			CreatedAt:      fromMicros(micros(t.now)),
 		}
+		if len(m.AttachmentIDs) > 0 {
+			// A claim that fails fails the transaction: the sender then
+			// retries each request alone (createOne), where it fails by itself.
+			// Messages with attachments come alone anyway (CreateMessage).
+			if msg.Attachments, err = claimAttachments(t, msg, m.AttachmentIDs); err != nil {
+				return err
+			}
+		}
 		if m.ClientMsgID != "" {
 			existing[key] = msg // a second copy in this batch gets this one
 		}
@@ -232,12 +240,13 @@ func (s *DB) sendBatch(t *tx, reqs []*sendReq, results []sendResult) error {
 	if err := bumpSeqs(t, convs); err != nil {
 		return err
 	}
-	args := make([]any, 0, 7*len(msgs))
+	args := make([]any, 0, 8*len(msgs))
 	for _, m := range msgs {
-		args = append(args, m.ID, m.ConversationID, m.Seq, m.SenderID, m.Body, nullString(m.ClientMsgID), micros(t.now))
+		args = append(args, m.ID, m.ConversationID, m.Seq, m.SenderID, m.Body, nullString(m.ClientMsgID), micros(t.now),
+			encodeAttachments(m.Attachments))
 	}
 	if _, err := t.ExecContext(t.ctx, insertMessages+`
-		VALUES `+valueRows(len(msgs), 7), args...); err != nil {
+		VALUES `+valueRows(len(msgs), 8), args...); err != nil {
 		return fmt.Errorf("insert messages: %w", err)
 	}
 	return t.emitAll(rows)
@@ -387,8 +396,10 @@ func writeBatchPG(t *tx, convs map[string]*convState, msgs []event.Message, rows
 	senders := make([]string, len(msgs))
 	bodies := make([]string, len(msgs))
 	clientIDs := make([]string, len(msgs))
+	files := make([]string, len(msgs))
 	for i, m := range msgs {
 		ids[i], mconv[i], seqs[i], senders[i], bodies[i], clientIDs[i] = m.ID, m.ConversationID, m.Seq, m.SenderID, m.Body, m.ClientMsgID
+		files[i] = encodeAttachments(m.Attachments)
 	}
 	_, err = t.ExecContext(t.ctx, `
 		WITH bump AS (
@@ -397,16 +408,16 @@ func writeBatchPG(t *tx, convs map[string]*convState, msgs []event.Message, rows
 			WHERE c.id = v.id
 		), msgs AS (
 			`+insertMessages+`
-			SELECT v.id, v.conv, v.seq, v.sender, v.body, NULLIF(v.cid, ''), $1
-			FROM unnest($4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[])
-				AS v(id, conv, seq, sender, body, cid)
+			SELECT v.id, v.conv, v.seq, v.sender, v.body, NULLIF(v.cid, ''), $1, v.files
+			FROM unnest($4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $13::text[])
+				AS v(id, conv, seq, sender, body, cid, files)
 		)
 		INSERT INTO outbox (event_id, event_type, envelope, created_at)
 		SELECT v.id, v.typ, v.env, $1
 		FROM unnest($10::text[], $11::text[], $12::text[]) WITH ORDINALITY AS v(id, typ, env, n)
 		ORDER BY v.n`,
 		micros(t.now), convIDs, lasts, ids, mconv, seqs, senders, bodies, clientIDs,
-		enc.ids, enc.types, enc.envelopes)
+		enc.ids, enc.types, enc.envelopes, files)
 	if err != nil {
 		return fmt.Errorf("write message batch: %w", err)
 	}

@@ -3,6 +3,7 @@ package store_test
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -31,7 +32,7 @@ func parallel(n int, fn func(i int)) {
 
 // raceForOne runs n identical creations at once and checks that exactly one
 // created and all got the same answer, which it returns.
-func raceForOne[T comparable](t *testing.T, n int, create func(i int) (T, bool, error)) T {
+func raceForOne[T any](t *testing.T, n int, create func(i int) (T, bool, error)) T {
 	t.Helper()
 	got := make([]T, n)
 	created := make([]bool, n)
@@ -45,7 +46,7 @@ func raceForOne[T comparable](t *testing.T, n int, create func(i int) (T, bool, 
 		if created[i] {
 			wins++
 		}
-		if got[i] != got[0] {
+		if !reflect.DeepEqual(got[i], got[0]) {
 			t.Fatalf("answer %d differs: %+v vs %+v", i, got[i], got[0])
 		}
 	}

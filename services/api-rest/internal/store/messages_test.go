@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/chat5202ol/mop/pkg/event"
@@ -22,13 +23,13 @@ func TestCreateMessage(t *testing.T) {
 			t.Fatalf("message %+v", m1)
 		}
 		evs := f.expectEvents(ev(event.MessageCreated, alice, bob))
-		if got := decode[event.Message](t, evs[0]); got != m1 || evs[0].ConversationID != d.ID || evs[0].ActorID != alice.ID {
+		if got := decode[event.Message](t, evs[0]); !reflect.DeepEqual(got, m1) || evs[0].ConversationID != d.ID || evs[0].ActorID != alice.ID {
 			t.Fatalf("message.created %+v, want %+v", got, m1)
 		}
 
 		// Idempotent per (conversation, sender, client_msg_id).
 		again, created, err := f.s.CreateMessage(f.ctx, store.NewMessage{ConversationID: d.ID, SenderID: alice.ID, Body: "hi (retry)", ClientMsgID: "c1"})
-		if err != nil || created || again != m1 {
+		if err != nil || created || !reflect.DeepEqual(again, m1) {
 			t.Fatalf("retry: %+v %v %v", again, created, err)
 		}
 		f.expectEvents()

@@ -68,6 +68,9 @@ type NewMessage struct {
 	SenderID       string
 	Body           string
 	ClientMsgID    string
+	// AttachmentIDs are uploads of the sender not yet sent or used as an
+	// avatar; otherwise the send fails with ErrAttachmentUnavailable.
+	AttachmentIDs []string
 }
 
 // Page selects history. AfterSeq > 0: messages with seq > AfterSeq ascending.
@@ -202,6 +205,17 @@ type Store interface {
 	// MarkRead moves the marker forward only (clamped to the last seq) and
 	// returns the stored marker; read.updated is written only when it moved.
 	MarkRead(ctx context.Context, userID, conversationID string, seq int64) (event.ReadMarker, error)
+
+	// Attachments (docs/decisions/attachments.md). Only the rows: the bytes
+	// are in the attachment storage, written before CreateAttachment and
+	// removed after an attachment is deleted, before PurgeAttachments.
+	CreateAttachment(ctx context.Context, a Attachment) error // ErrNotFound: no such live uploader
+	ReadableAttachment(ctx context.Context, userID, id string) (Attachment, error)
+	LiveAttachment(ctx context.Context, id string) (Attachment, error)
+	SetAvatar(ctx context.Context, userID, attachmentID string) (event.User, error)
+	ExpireUnusedAttachments(ctx context.Context, createdBefore time.Time) (int64, error)
+	DeletedAttachments(ctx context.Context, limit int) ([]Attachment, error)
+	PurgeAttachments(ctx context.Context, ids []string) error
 
 	// Outbox.
 	PendingEvents(ctx context.Context, limit int) ([]OutboxEvent, error)

@@ -18,7 +18,8 @@ const (
 
 // userColumns hide a deleted account's username (it holds a placeholder that
 // keeps the column unique and frees the name).
-const userColumns = `id, CASE WHEN deleted_at IS NULL THEN username ELSE '' END, display_name, created_at, deleted_at IS NOT NULL`
+const userColumns = `id, CASE WHEN deleted_at IS NULL THEN username ELSE '' END, display_name, created_at, deleted_at IS NOT NULL,
+	COALESCE(avatar_id, '')`
 
 // errPeerDeleted refuses a message to a direct conversation whose other
 // member deleted their account.
@@ -116,7 +117,7 @@ type scanner interface{ Scan(dest ...any) error }
 func scanUser(r scanner, extra ...any) (event.User, error) {
 	var u event.User
 	var created int64
-	err := r.Scan(append([]any{&u.ID, &u.Username, &u.DisplayName, &created, &u.Deleted}, extra...)...)
+	err := r.Scan(append([]any{&u.ID, &u.Username, &u.DisplayName, &created, &u.Deleted, &u.AvatarID}, extra...)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return event.User{}, ErrNotFound
 	}
@@ -180,9 +181,12 @@ func (s *DB) DeleteUser(ctx context.Context, userID string) ([]string, error) {
 	err := s.write(ctx, func(t *tx) error {
 		res, err := t.ExecContext(ctx, `
 			UPDATE users SET deleted_at = $2, username = $3, display_name = $4, password_hash = '',
-				presence_visibility = 'nobody'
+				presence_visibility = 'nobody', avatar_id = NULL
 			WHERE id = $1 AND deleted_at IS NULL`, userID, micros(t.now), "deleted:"+userID, deletedDisplayName)
 		if err := changedOne(res, err); err != nil {
+			return err
+		}
+		if err := dropUserAttachments(t, userID); err != nil {
 			return err
 		}
 		groups, err := t.QueryContext(ctx, `

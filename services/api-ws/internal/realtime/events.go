@@ -106,7 +106,7 @@ func (s *Server) messageSend(ctx context.Context, c *hub.Conn, p api.SendMessage
 	// which validates the message again: it trusts no caller.
 	msg, err := s.d.RPC.SendMessage(ctx, event.SendMessageRequest{
 		UserID: c.UserID, SessionID: c.SessionID(), ConversationID: p.ConversationID,
-		Body: p.Body, ClientMsgID: p.ClientMsgID,
+		Body: p.Body, ClientMsgID: p.ClientMsgID, AttachmentIDs: p.Attachments(),
 	})
 	if err != nil {
 		return nil, err
