@@ -211,7 +211,7 @@ MOP_LISTEN_HTTPS_DEFAULT="$(listen_lines "$https_port" " ssl http2 default_serve
 MOP_API_SERVERS="$(server_lines "$api_up")"
 MOP_WS_SERVERS="$(server_lines "$ws_up")"
 export MOP_LISTEN_HTTP MOP_LISTEN_HTTP_DEFAULT MOP_LISTEN_HTTPS MOP_LISTEN_HTTPS_DEFAULT MOP_API_SERVERS MOP_WS_SERVERS
-export MOP_API_BODY_LIMIT="1m" MOP_WS_BODY_LIMIT="1m" MOP_WS_READ_TIMEOUT="$ws_read_timeout"
+export MOP_API_BODY_LIMIT="1m" MOP_API_UPLOAD_LIMIT="11m" MOP_WS_BODY_LIMIT="1m" MOP_WS_READ_TIMEOUT="$ws_read_timeout"
 export MOP_WEB_HOST="" MOP_WEB_ROOT="" MOP_WEB_CSP=""
 export MOP_AUTH_RATE="$auth_rate" MOP_AUTH_BURST="$auth_burst" MOP_WS_CONN_PER_ADDR="$ws_conn"
 export MOP_API_ORIGIN="https://$host_api$https_suffix" MOP_WS_ORIGIN="https://$host_ws$https_suffix"
@@ -219,7 +219,7 @@ vars='$MOP_MODE $MOP_CONF_DIR $MOP_LOG_DIR $MOP_PID_FILE $MOP_ACME_ROOT $MOP_CER
 $MOP_MAIN_USER $MOP_WORKER_PROCESSES $MOP_ERROR_LOG_LEVEL $MOP_TEMP_PATHS $MOP_HOST_API $MOP_HOST_WS
 $MOP_HOST_WWW $MOP_HOST_APP $MOP_HTTP_PORT $MOP_HTTPS_SUFFIX $MOP_HSTS $MOP_LISTEN_HTTP
 $MOP_LISTEN_HTTP_DEFAULT $MOP_LISTEN_HTTPS $MOP_LISTEN_HTTPS_DEFAULT $MOP_API_SERVERS $MOP_WS_SERVERS
-$MOP_API_BODY_LIMIT $MOP_WS_BODY_LIMIT $MOP_WS_READ_TIMEOUT $MOP_WEB_HOST $MOP_WEB_ROOT $MOP_WEB_CSP
+$MOP_API_BODY_LIMIT $MOP_API_UPLOAD_LIMIT $MOP_WS_BODY_LIMIT $MOP_WS_READ_TIMEOUT $MOP_WEB_HOST $MOP_WEB_ROOT $MOP_WEB_CSP
 $MOP_API_ORIGIN $MOP_WS_ORIGIN $MOP_HTTP_HOSTS $MOP_AUTH_RATE $MOP_AUTH_BURST $MOP_WS_CONN_PER_ADDR'
 vars="${vars//$'\n'/ }"
 render() { # template (relative to nginx/), output
@@ -241,7 +241,7 @@ ws_origin="$host_ws$https_suffix"
 for pair in "41-www:$host_www:$www_root" "42-app:$host_app:$app_root"; do
 	IFS=: read -r name MOP_WEB_HOST MOP_WEB_ROOT <<<"$pair"
 	has_site "${MOP_WEB_HOST%%.*}" || continue
-	MOP_WEB_CSP="default-src 'self'; connect-src 'self' $api_origin https://$ws_origin wss://$ws_origin; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self'"
+	MOP_WEB_CSP="default-src 'self'; connect-src 'self' $api_origin https://$ws_origin wss://$ws_origin; img-src 'self' data: blob: $api_origin; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self'"
 	export MOP_WEB_HOST MOP_WEB_ROOT MOP_WEB_CSP
 	render sites/40-web.conf.tmpl "$stage/sites/$name.conf"
 done

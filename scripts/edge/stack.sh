@@ -12,7 +12,7 @@ svc_env() { # port
 start nats "$bindir/nats-server" -a 127.0.0.1 -p "$P_NATS" -js -sd "$T/nats"
 wait_for 20 "nats" bash -c "exec 3<>/dev/tcp/127.0.0.1/$P_NATS" || true
 # shellcheck disable=SC2046
-start api-rest env $(svc_env "$P_REST") "DATABASE_URL=$T/db/mop.db" "$bindir/api-rest"
+start api-rest env $(svc_env "$P_REST") "DATABASE_URL=$T/db/mop.db" "ATTACHMENT_DIR=$T/attachments" "$bindir/api-rest"
 # shellcheck disable=SC2046
 start api-ws-1 env $(svc_env "$P_WS1") "$bindir/api-ws"
 # shellcheck disable=SC2046

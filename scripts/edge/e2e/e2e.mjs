@@ -197,6 +197,40 @@ async function main() {
   await until('message.created over wss', () => ws.received.has(Number(m1.seq)), 10000).catch(() => {});
   const got = ws.received.get(Number(m1.seq));
   ok(got && got.id === m1.id && got.body === m1.body, 'message posted over REST delivered on the socket (message.created)', got);
+
+  // --- an attachment through nginx: upload (multipart), send, link, /static/ over TLS
+  // A 1×1 PNG, declared as text/html: the server goes by the content.
+  const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==', 'base64');
+  const boundary = `mop${tag}`;
+  const form = Buffer.concat([
+    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="../dot.png"\r\nContent-Type: text/html\r\n\r\n`),
+    png, Buffer.from(`\r\n--${boundary}--\r\n`)]);
+  const up = await request('POST', apiHost, '/api/v1/attachments', { token: alice, raw: form, headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } });
+  ok(up.status === 201 && up.json?.content_type === 'image/png' && up.json?.name === 'dot.png' && up.json?.thumbnail === true,
+    `upload through nginx (multipart over TLS): type from the content, name without path`, `${up.status} ${up.text.slice(0, 200)}`);
+  const withFile = await api('POST', `/conversations/${convId}/messages`, { token: alice, body: { body: '', attachment_ids: [up.json?.id], client_msg_id: `${tag}-file` } });
+  ok(withFile.status === 201 && withFile.json?.attachments?.[0]?.id === up.json?.id, 'message with the attachment', `${withFile.status} ${withFile.text.slice(0, 200)}`);
+  const link = await api('GET', `/attachments/${up.json?.id}`, { token: bob });
+  ok(link.status === 200 && /^\/static\//.test(link.json?.url || ''), 'the other member gets a signed link', `${link.status} ${link.text.slice(0, 200)}`);
+  const file = link.json?.url ? await new Promise((resolve, reject) => {
+    const req = https.request({ host: apiHost, port, path: link.json.url, method: 'GET', agent, servername: apiHost, timeout: 15000 }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.on('error', reject);
+    req.end();
+  }) : { status: 0, headers: {}, body: Buffer.alloc(0) };
+  ok(file.status === 200 && file.body.equals(png), `attachment fetched through nginx over TLS on ${apiHost}/static/`, { status: file.status, bytes: file.body.length });
+  ok(file.headers['content-type'] === 'image/png' && file.headers['x-content-type-options'] === 'nosniff' &&
+    /sandbox/.test(file.headers['content-security-policy'] || '') && /^private, max-age=\d+, immutable$/.test(file.headers['cache-control'] || '') &&
+    /^inline; filename=/.test(file.headers['content-disposition'] || ''),
+    '/static/ answer: its type, nosniff, a sandboxing CSP, private caching, inline disposition', file.headers);
+  const forged = link.json?.url ? await request('GET', apiHost, link.json.url.replace(/sig=[^&]+/, 'sig=AAAA')) : { status: 0 };
+  ok(forged.status === 403 && forged.json?.error?.code === 'forbidden', 'an altered link is refused (403) through nginx', forged.status);
+  const fake = await request('POST', apiHost, '/api/v1/attachments', { token: alice, raw: Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.png"\r\nContent-Type: image/png\r\n\r\n<html><script>alert(1)</script></html>\r\n--${boundary}--\r\n`),
+    headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } });
+  ok(fake.status === 415 && fake.json?.error?.code === 'unsupported_media_type', 'HTML declared as image/png is refused (415) through nginx', `${fake.status} ${fake.text.slice(0, 200)}`);
   ws.close();
 
   // --- polling through the sticky upstream, two api-ws instances

@@ -43,7 +43,7 @@ export function serveDist() {
   const configJs = `window.MOP_CONFIG = ${JSON.stringify({ apiBase: env.api, wsBase: env.ws, testHooks: true })};\n`;
   const csp = [
     "default-src 'self'", `connect-src 'self' ${env.api} ${env.ws} ${env.ws.replace(/^http/, 'ws')}`,
-    "img-src 'self' data:", "style-src 'self'", "object-src 'none'", "base-uri 'self'",
+    `img-src 'self' data: ${env.api}`, "style-src 'self'", "object-src 'none'", "base-uri 'self'",
     "frame-ancestors 'none'", "form-action 'self'",
   ].join('; ');
   const server = http.createServer((req, res) => {

@@ -80,7 +80,7 @@ node -e '
 		s.on("error", () => { if (Date.now() > deadline) { console.error("nats did not start"); process.exit(1); } setTimeout(attempt, 100); });
 	})();' "$nats_port"
 
-env "${common[@]}" HTTP_ADDR="127.0.0.1:$rest_port" DATABASE_URL="$tmp/mop.db" \
+env "${common[@]}" HTTP_ADDR="127.0.0.1:$rest_port" DATABASE_URL="$tmp/mop.db" ATTACHMENT_DIR="$tmp/attachments" \
 	"$bin/api-rest" >"$tmp/api-rest.log" 2>&1 &
 pids+=($!)
 env "${common[@]}" HTTP_ADDR="127.0.0.1:$ws_port" \
@@ -108,4 +108,4 @@ MOP_WEB_TEST_API="http://127.0.0.1:$rest_port" \
 MOP_WEB_TEST_WS="http://127.0.0.1:$ws_port" \
 MOP_WEB_TEST_PORT="$web_port" \
 CHROMIUM="$chromium" \
-	node --test --test-concurrency=1 --test-reporter=spec test/format.test.mjs test/model.test.mjs test/chat.test.mjs test/account.test.mjs
+	node --test --test-concurrency=1 --test-reporter=spec test/format.test.mjs test/model.test.mjs test/chat.test.mjs test/account.test.mjs test/attachments.test.mjs

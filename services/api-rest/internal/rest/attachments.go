@@ -130,7 +130,10 @@ func (s *server) static(c *gin.Context) error {
 	h.Set("Content-Type", f.ContentType)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", staticPolicy)
-	h.Set("Cross-Origin-Resource-Policy", "same-site")
+	// cross-origin: the link is the credential (no cookies), so whoever may
+	// embed it could fetch it anyway; same-site would break clients served
+	// from another site (a development origin, an app's web view).
+	h.Set("Cross-Origin-Resource-Policy", "cross-origin")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Content-Disposition", disposition(f.Inline, f.Name, variant))
 	// Private: only the holder of the link may have it. Immutable: the

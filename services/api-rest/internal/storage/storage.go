@@ -62,13 +62,11 @@ type Dir struct {
 	root string
 }
 
-// NewDir returns a Dir rooted at root, creating it (owner-only) if needed.
+// NewDir returns a Dir rooted at root. Directories (owner-only) are made by
+// the first Put, so a service that never receives a file leaves no trace.
 func NewDir(root string) (*Dir, error) {
 	if strings.TrimSpace(root) == "" {
 		return nil, errors.New("storage: empty directory")
-	}
-	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o700); err != nil {
-		return nil, fmt.Errorf("storage: %w", err)
 	}
 	return &Dir{root: root}, nil
 }
@@ -89,8 +87,10 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return 0, fmt.Errorf("storage: %w", err)
+	for _, dir := range []string{filepath.Dir(p), filepath.Join(d.root, "tmp")} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return 0, fmt.Errorf("storage: %w", err)
+		}
 	}
 	f, err := os.CreateTemp(filepath.Join(d.root, "tmp"), "put-*")
 	if err != nil {

@@ -8,12 +8,18 @@ import { ApiError, requestJSON } from './http.js';
 
 export class Api {
   #base;
+  #origin;
   #session;
 
   constructor(apiBase, session) {
-    this.#base = `${apiBase.replace(/\/+$/, '')}/api/v1`;
+    this.#origin = apiBase.replace(/\/+$/, '');
+    this.#base = `${this.#origin}/api/v1`;
     this.#session = session;
   }
+
+  // resolve turns a URL the API answered relative to its origin (an attachment link) into
+  // one the page can load.
+  resolve(url) { return url ? new URL(url, `${this.#origin}/`).href : url; }
 
   async #call(method, path, body, { auth = true, query } = {}) {
     let url = this.#base + path;
@@ -59,6 +65,16 @@ export class Api {
   }
   deleteAccount(password) { return this.#call('DELETE', '/users/me', { password }); }
   updateProfile(displayName) { return this.#call('PATCH', '/users/me', { display_name: displayName }); }
+  setAvatar(attachmentId) { return this.#call('PATCH', '/users/me', { avatar_id: attachmentId }); }
+
+  // Attachments (docs/api.md): upload a File, then send its id with a message; links are
+  // short-lived and need no token (an <img> can load them).
+  upload(file) {
+    const form = new FormData();
+    form.append('file', file, file.name);
+    return this.#call('POST', '/attachments', form);
+  }
+  attachmentLink(id) { return this.#call('GET', `/attachments/${encodeURIComponent(id)}`); }
   user(id) { return this.#call('GET', `/users/${encodeURIComponent(id)}`); }
   async searchUsers(q, limit = 20) {
     return (await this.#call('GET', '/users', undefined, { query: { q, limit } })).users;
@@ -78,9 +94,10 @@ export class Api {
     return this.#call('GET', `/conversations/${encodeURIComponent(conversationId)}/messages`, undefined,
       { query: { after_seq: after, before_seq: before, limit } });
   }
-  send(conversationId, body, clientMsgId) {
-    return this.#call('POST', `/conversations/${encodeURIComponent(conversationId)}/messages`,
-      { body, client_msg_id: clientMsgId });
+  send(conversationId, body, clientMsgId, attachmentIds) {
+    const msg = { body, client_msg_id: clientMsgId };
+    if (attachmentIds?.length) msg.attachment_ids = attachmentIds;
+    return this.#call('POST', `/conversations/${encodeURIComponent(conversationId)}/messages`, msg);
   }
   edit(conversationId, messageId, body) {
     return this.#call('PATCH', `/conversations/${encodeURIComponent(conversationId)}/messages/${encodeURIComponent(messageId)}`, { body });

@@ -182,11 +182,16 @@ export class Chat extends EventTarget {
 
   // ---- sending, editing, deleting ---------------------------------------------------------
 
-  send(id, body) {
+  // send queues a message with optional files (File objects): each file is uploaded once
+  // (its id is kept for retries), then the message goes with the ids.
+  send(id, body, files = []) {
     const c = this.conversations.get(id);
-    if (!c || !body.trim()) return;
+    if (!c || (!body.trim() && !files.length)) return;
     this.#stopTyping();
-    const out = { client_msg_id: newClientMsgId(), body, state: 'pending', error: null, created_at: new Date().toISOString() };
+    const out = {
+      client_msg_id: newClientMsgId(), body, state: 'pending', error: null, created_at: new Date().toISOString(),
+      files: files.map((file) => ({ file, id: null })),
+    };
     c.pending.set(out.client_msg_id, out);
     this.#changed(id);
     return this.#deliver(c, out);
@@ -208,18 +213,21 @@ export class Chat extends EventTarget {
     out.state = 'pending';
     out.error = null;
     this.#changed(c.id);
-    const payload = { conversation_id: c.id, body: out.body, client_msg_id: out.client_msg_id };
     try {
+      for (const f of out.files ?? []) if (!f.id) f.id = (await this.#api.upload(f.file)).id;
+      const ids = (out.files ?? []).map((f) => f.id);
+      const payload = { conversation_id: c.id, body: out.body, client_msg_id: out.client_msg_id };
+      if (ids.length) payload.attachment_ids = ids;
       let msg;
       if (this.#rt.connected) {
         try {
           msg = (await this.#rt.request('message.send', payload)).message;
         } catch (err) {
           if (!TRANSIENT.has(err.code)) throw err;
-          msg = await this.#api.send(c.id, out.body, out.client_msg_id); // socket went quiet: REST
+          msg = await this.#api.send(c.id, out.body, out.client_msg_id, ids); // socket went quiet: REST
         }
       } else {
-        msg = await this.#api.send(c.id, out.body, out.client_msg_id);
+        msg = await this.#api.send(c.id, out.body, out.client_msg_id, ids);
       }
       this.#ingest(c, [msg]);
     } catch (err) {
@@ -228,6 +236,24 @@ export class Chat extends EventTarget {
       out.error = err;
     }
     this.#changed(c.id);
+  }
+
+  // link returns an attachment's signed links (URLs the page can load), cached until shortly
+  // before they expire; the server hands out the same link within a window anyway.
+  #links = new Map(); // attachment id -> Promise<{url, thumbnail_url, expires}>
+  link(attachmentId) {
+    const cached = this.#links.get(attachmentId);
+    if (cached && cached.expires > Date.now()) return cached.promise;
+    const entry = { expires: Infinity };
+    entry.promise = this.#api.attachmentLink(attachmentId).then((l) => {
+      entry.expires = Date.parse(l.expires_at) - 60_000;
+      return { ...l, url: this.#api.resolve(l.url), thumbnail_url: this.#api.resolve(l.thumbnail_url) };
+    }, (err) => {
+      this.#links.delete(attachmentId);
+      throw err;
+    });
+    this.#links.set(attachmentId, entry);
+    return entry.promise;
   }
 
   #retryTransient(c) {

@@ -90,3 +90,11 @@ export function errorText(err) {
   }
   return err.message || err.code || 'Something went wrong';
 }
+
+// byteSize is a file size for people: 512 B, 14 KB, 3.2 MB.
+export function byteSize(n) {
+  if (!(n >= 0)) return '';
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${Math.round(n / 1024)} KB`;
+  return `${(n / (1024 * 1024)).toFixed(1)} MB`;
+}

@@ -18,17 +18,23 @@ export class ApiError extends Error {
 
 const TIMEOUT_MS = 15_000;
 
+// An upload may take minutes on a slow link.
+const UPLOAD_TIMEOUT_MS = 600_000;
+
+// requestJSON sends body as JSON, or a FormData as multipart/form-data (the browser writes
+// that Content-Type with its boundary).
 export async function requestJSON(method, url, { body, token, signal } = {}) {
   const headers = { Accept: 'application/json' };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const form = typeof FormData !== 'undefined' && body instanceof FormData;
+  if (body !== undefined && !form) headers['Content-Type'] = 'application/json';
   if (token) headers.Authorization = `Bearer ${token}`;
   let res;
   try {
     res = await fetch(url, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: signal ?? AbortSignal.timeout(TIMEOUT_MS),
+      body: body === undefined ? undefined : form ? body : JSON.stringify(body),
+      signal: signal ?? AbortSignal.timeout(form ? UPLOAD_TIMEOUT_MS : TIMEOUT_MS),
       credentials: 'omit', // bearer tokens only, no cookies
     });
   } catch (err) {

@@ -2,7 +2,7 @@
 // seen / failed states, edit and delete of own messages), typing indicator and composer.
 
 import { $, h, reconcile } from '../dom.js';
-import { clockTime, dayLabel, errorText, groupText, hue, initial, presenceText } from '../format.js';
+import { byteSize, clockTime, dayLabel, errorText, groupText, hue, initial, presenceText } from '../format.js';
 
 const NEAR_TOP_PX = 120;
 const NEAR_BOTTOM_PX = 60;
@@ -15,6 +15,7 @@ export class ConversationView {
   #editing = null; // {conversationId, messageId} while the composer edits a message
   #shownId = null;
   #stickToBottom = true;
+  #files = []; // File objects chosen for the next message
 
   constructor(chat) {
     this.#chat = chat;
@@ -35,6 +36,18 @@ export class ConversationView {
       if (this.#input.value.trim() && !this.#editing && chat.activeId) chat.typed(chat.activeId);
     });
     $('#edit-cancel').addEventListener('click', () => this.#cancelEdit());
+    const picker = $('#composer-file');
+    picker.addEventListener('change', () => {
+      this.#files.push(...picker.files);
+      picker.value = '';
+      this.#renderFiles();
+    });
+    $('#composer-files').addEventListener('click', (e) => {
+      const i = e.target.closest('button[data-index]')?.dataset.index;
+      if (i === undefined) return;
+      this.#files.splice(Number(i), 1);
+      this.#renderFiles();
+    });
     $('#load-older').addEventListener('click', () => chat.loadOlder(chat.activeId));
     this.#scroller.addEventListener('scroll', () => {
       this.#stickToBottom = this.#distanceFromBottom() < NEAR_BOTTOM_PX;
@@ -59,6 +72,8 @@ export class ConversationView {
       this.#stickToBottom = true;
       this.#cancelEdit();
       this.#input.value = '';
+      this.#files = [];
+      this.#renderFiles();
       this.#autosize();
     }
 
@@ -76,6 +91,7 @@ export class ConversationView {
       : peer ? presenceText(chat.presence.get(peer.user_id)) : groupText(c.members.length, chat.online.get(c.id));
     this.#input.disabled = gone;
     $('#send-button').disabled = gone;
+    $('#composer-file').disabled = gone;
     this.#input.placeholder = gone ? 'This account was deleted' : 'Write a message…';
 
     // Messages: keep the reading position when older ones are prepended, follow the
@@ -121,9 +137,10 @@ export class ConversationView {
       }
       if (it.kind === 'pending') {
         const p = it.p;
-        return [JSON.stringify(['p', p.body, p.state, p.error?.code]), () => this.#bubble({
+        const files = (p.files ?? []).map((f) => ({ name: f.file.name, size: f.file.size }));
+        return [JSON.stringify(['p', p.body, p.state, p.error?.code, files.length]), () => this.#bubble({
           own: true, body: p.body, time: p.created_at, status: p.state === 'failed' ? 'failed' : 'pending',
-          error: p.error, clientMsgId: p.client_msg_id,
+          error: p.error, clientMsgId: p.client_msg_id, files,
         })];
       }
       const m = it.m;
@@ -131,16 +148,16 @@ export class ConversationView {
       const seen = own ? chat.seenBy(c, m.seq).length : 0;
       const status = own ? (seen ? 'seen' : 'sent') : null;
       const sender = group && !own ? chat.senderName(c, m.sender_id) : null;
-      const sig = JSON.stringify(['s', m.id, m.body, m.edited_at, m.deleted_at, seen, sender]);
+      const sig = JSON.stringify(['s', m.id, m.body, m.edited_at, m.deleted_at, seen, sender, m.attachments?.length ?? 0]);
       return [sig, () => this.#bubble({
         own, body: m.body, time: m.created_at, status, sender, messageId: m.id, seq: m.seq,
         seenBy: group && seen ? seen : 0,
-        edited: !!m.edited_at, deleted: !!m.deleted_at,
+        edited: !!m.edited_at, deleted: !!m.deleted_at, attachments: m.attachments ?? [],
       })];
     });
   }
 
-  #bubble({ own, body, time, status, error, sender, messageId, seq, clientMsgId, edited, deleted, seenBy }) {
+  #bubble({ own, body, time, status, error, sender, messageId, seq, clientMsgId, edited, deleted, seenBy, attachments = [], files = [] }) {
     const statusText = seenBy ? `Seen by ${seenBy}` : { pending: 'Sending…', sent: 'Sent', seen: 'Seen', failed: 'Failed' }[status];
     const actions = own && messageId && !deleted;
     return h('li', {
@@ -152,7 +169,10 @@ export class ConversationView {
     },
     h('div', { class: 'bubble' },
       sender ? h('div', { class: 'sender', style: `--hue:${hue(sender)}` }, sender) : null,
-      h('div', { class: 'body', 'data-testid': 'message-body' }, deleted ? 'Message deleted' : body),
+      deleted ? null : attachments.map((a) => this.#attachment(a)),
+      deleted ? null : files.map((f) => h('span', { class: 'file-chip uploading', 'data-testid': 'attachment-file' },
+        h('span', { class: 'file-name' }, f.name), h('span', { class: 'file-size' }, byteSize(f.size)))),
+      deleted || body ? h('div', { class: 'body', 'data-testid': 'message-body' }, deleted ? 'Message deleted' : body) : null,
       h('div', { class: 'meta' },
         edited && !deleted ? h('span', { class: 'edited' }, 'edited') : null,
         h('time', { datetime: time }, clockTime(time)),
@@ -164,6 +184,42 @@ export class ConversationView {
     actions ? h('div', { class: 'msg-actions' },
       h('button', { type: 'button', class: 'link', dataset: { action: 'edit' }, 'aria-label': 'Edit message' }, 'Edit'),
       h('button', { type: 'button', class: 'link', dataset: { action: 'delete' }, 'aria-label': 'Delete message' }, 'Delete')) : null);
+  }
+
+  // #attachment is an image preview (its thumbnail; a click opens the file) or a file chip
+  // (a click downloads it). Links are fetched when shown and again once expired.
+  #attachment(a) {
+    const chat = this.#chat;
+    const open = async (e) => {
+      e.preventDefault();
+      try {
+        const l = await chat.link(a.id);
+        const go = h('a', { href: l.url, target: '_blank', rel: 'noopener noreferrer' });
+        if (!a.thumbnail) go.setAttribute('download', a.name);
+        go.click();
+      } catch (err) {
+        e.target.closest('.attachment, .file-chip')?.setAttribute('title', errorText(err));
+      }
+    };
+    if (a.thumbnail) {
+      const w = Math.min(a.width, 240);
+      const img = h('img', {
+        alt: a.name, width: w, height: Math.max(1, Math.round((a.height * w) / a.width)), loading: 'lazy',
+        'data-testid': 'attachment-image',
+      });
+      chat.link(a.id).then((l) => { img.src = l.thumbnail_url; }, () => { img.alt = `${a.name} (unavailable)`; });
+      return h('a', { class: 'attachment', href: '#', title: a.name, onclick: open }, img);
+    }
+    return h('a', { class: 'file-chip', href: '#', title: `Download ${a.name}`, onclick: open, 'data-testid': 'attachment-file' },
+      h('span', { class: 'file-name' }, a.name), h('span', { class: 'file-size' }, byteSize(a.size)));
+  }
+
+  #renderFiles() {
+    const list = $('#composer-files');
+    list.hidden = this.#files.length === 0;
+    list.replaceChildren(...this.#files.map((f, i) => h('li', { class: 'file-chip', 'data-testid': 'composer-file' },
+      h('span', { class: 'file-name' }, f.name), h('span', { class: 'file-size' }, byteSize(f.size)),
+      h('button', { type: 'button', class: 'link', dataset: { index: i }, 'aria-label': `Remove ${f.name}` }, '×'))));
   }
 
   async #onAction(e) {
@@ -200,7 +256,7 @@ export class ConversationView {
   async #submit() {
     const chat = this.#chat;
     const body = this.#input.value;
-    if (!body.trim() || !chat.activeId) return;
+    if ((!body.trim() && (!this.#files.length || this.#editing)) || !chat.activeId) return;
     if (this.#editing) {
       const { conversationId, messageId } = this.#editing;
       try {
@@ -214,7 +270,10 @@ export class ConversationView {
     this.#input.value = '';
     this.#autosize();
     this.#stickToBottom = true;
-    chat.send(chat.activeId, body);
+    const files = this.#files;
+    this.#files = [];
+    this.#renderFiles();
+    chat.send(chat.activeId, body, files);
   }
 
   #cancelEdit() {
