@@ -87,7 +87,7 @@ func (s *stack) fakeRest() *fakeRest {
 		if !isMember(r.ConversationID, r.UserID) {
 			return notFound
 		}
-		if strings.TrimSpace(r.Body) == "" {
+		if strings.TrimSpace(r.Body) == "" && len(r.AttachmentIDs) == 0 {
 			return event.ErrorReply(api.CodeInvalidInput, "body is empty", map[string]any{"fields": map[string]string{"body": "required"}})
 		}
 		f.mu.Lock()
@@ -149,8 +149,13 @@ func TestMessageSendAndRead(t *testing.T) {
 	if !again.OK || again.Message.ID != a.Message.ID {
 		t.Fatalf("retry with the same client_msg_id gave %+v, want message %s", again, a.Message.ID)
 	}
+	files := call(t, alice, "message.send", map[string]any{"conversation_id": "c1", "body": "", "client_msg_id": "k2", "attachment_ids": []string{"01FILEA", "01FILEB"}})
+	if !files.OK {
+		t.Fatalf("send with files %+v", files)
+	}
 	rest.mu.Lock()
-	if len(rest.sends) != 2 || rest.sends[0].SessionID != "sess-a" || rest.sends[0].UserID != "alice" {
+	if len(rest.sends) != 3 || rest.sends[0].SessionID != "sess-a" || rest.sends[0].UserID != "alice" ||
+		strings.Join(rest.sends[2].AttachmentIDs, ",") != "01FILEA,01FILEB" {
 		t.Errorf("rpc requests %+v", rest.sends)
 	}
 	rest.mu.Unlock()
@@ -175,6 +180,9 @@ func TestMessageSendAndRead(t *testing.T) {
 		"send typo field":     {"message.send", map[string]any{"conversation_id": "c1", "body": "x", "clientMsgId": "k"}, "invalid_input"},
 		"send string payload": {"message.send", "hello", "invalid_json"},
 		"send no payload":     {"message.send", nil, "invalid_json"},
+		"send many files":     {"message.send", map[string]any{"conversation_id": "c1", "body": "x", "attachment_ids": make([]string, 11)}, "invalid_input"},
+		"send files not ids":  {"message.send", map[string]any{"conversation_id": "c1", "body": "x", "attachment_ids": []int{1}}, "invalid_input"},
+		"send empty file id":  {"message.send", map[string]any{"conversation_id": "c1", "body": "x", "attachment_ids": []string{""}}, "invalid_input"},
 		"read negative":       {"read", map[string]any{"conversation_id": "c1", "seq": -1}, "invalid_input"},
 		"read missing seq":    {"read", map[string]any{"conversation_id": "c1"}, "invalid_input"},
 		"read seq string":     {"read", map[string]any{"conversation_id": "c1", "seq": "7"}, "invalid_input"},

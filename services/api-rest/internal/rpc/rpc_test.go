@@ -114,12 +114,32 @@ func TestResponders(t *testing.T) {
 		t.Fatalf("send %+v, replay %+v: want one message, seq 1", m1, m2)
 	}
 
+	// A socket-sent message takes the sender's uploads, as over REST.
+	file := store.Attachment{Attachment: event.Attachment{ID: "01FILEA", Name: "a.txt", ContentType: "text/plain; charset=utf-8", Size: 3},
+		UploaderID: f.alice.ID, StorageKey: "01FILEA", CreatedAt: time.Now()}
+	if err := f.st.CreateAttachment(t.Context(), file); err != nil {
+		t.Fatal(err)
+	}
+	var withFile event.Message
+	if err := f.callJSON(t, event.RPCSendMessage, event.SendMessageRequest{UserID: f.alice.ID, ConversationID: f.conv.ID,
+		AttachmentIDs: []string{file.ID}}, &withFile); err != nil {
+		t.Fatal(err)
+	}
+	if len(withFile.Attachments) != 1 || withFile.Attachments[0] != file.Attachment || withFile.Seq != 2 {
+		t.Fatalf("send with a file %+v", withFile)
+	}
+	err := f.callJSON(t, event.RPCSendMessage, event.SendMessageRequest{UserID: f.bob.ID, ConversationID: f.conv.ID,
+		AttachmentIDs: []string{file.ID}}, &withFile)
+	if rpcErr, ok := err.(*event.RPCError); !ok || rpcErr.Code != event.CodeInvalidInput || rpcErr.Details["fields"] == nil {
+		t.Fatalf("someone else's file: %v", err)
+	}
+
 	var marker event.ReadMarker
 	if err := f.callJSON(t, event.RPCMarkRead, event.MarkReadRequest{UserID: f.bob.ID, ConversationID: f.conv.ID, Seq: 7}, &marker); err != nil {
 		t.Fatal(err)
 	}
-	if marker.Seq != 1 || marker.UserID != f.bob.ID {
-		t.Fatalf("marker %+v: want clamped to 1", marker)
+	if marker.Seq != 2 || marker.UserID != f.bob.ID {
+		t.Fatalf("marker %+v: want clamped to 2", marker)
 	}
 
 	var contacts event.ContactsReply
