@@ -130,7 +130,7 @@ func TestResponders(t *testing.T) {
 	}
 	err := f.callJSON(t, event.RPCSendMessage, event.SendMessageRequest{UserID: f.bob.ID, ConversationID: f.conv.ID,
 		AttachmentIDs: []string{file.ID}}, &withFile)
-	if rpcErr, ok := err.(*event.RPCError); !ok || rpcErr.Code != event.CodeInvalidInput || rpcErr.Details["fields"] == nil {
+	if rpcErr, ok := err.(*api.Error); !ok || rpcErr.Code != api.CodeInvalidInput || rpcErr.Details["fields"] == nil {
 		t.Fatalf("someone else's file: %v", err)
 	}
 
