@@ -98,7 +98,7 @@ func New(opts Options) (http.Handler, error) {
 	}
 	r.Use(s.requestID, s.accessLog, s.recover, s.originCheck, cors.New(cors.Config{
 		AllowOrigins:     opts.AllowedOrigins,
-		AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
+		AllowMethods:     []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
 		AllowHeaders:     []string{"Authorization", "Content-Type", headerRequestID},
 		ExposeHeaders:    []string{headerRequestID, "Retry-After", "WWW-Authenticate"},
 		AllowCredentials: false, // bearer tokens, never cookies
