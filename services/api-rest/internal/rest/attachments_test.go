@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/textproto"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -232,6 +233,12 @@ func TestAttachmentsInMessagesAndStatic(t *testing.T) {
 		}
 		if cc := h.Get("Cache-Control"); !strings.HasPrefix(cc, "private, max-age=") || !strings.Contains(cc, "immutable") {
 			t.Errorf("Cache-Control %q", cc)
+		}
+		// HEAD: the same headers, no body.
+		head := e.do(req{Method: "HEAD", Path: l.URL})
+		expect(t, head, http.StatusOK, nil)
+		if head.Body.Len() != 0 || head.Header().Get("Content-Type") != "image/png" || head.Header().Get("Content-Length") != strconv.Itoa(len(raw)) {
+			t.Fatalf("HEAD: %d body bytes, headers %v", head.Body.Len(), head.Header())
 		}
 		// Conditional and range requests.
 		expect(t, e.do(req{Method: "GET", Path: l.URL, Header: map[string]string{"If-None-Match": h.Get("ETag")}}), http.StatusNotModified, nil)
