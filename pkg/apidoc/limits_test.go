@@ -55,6 +55,10 @@ func TestLimitsArePkgAPIs(t *testing.T) {
 		{"asyncapi", schemas + "UserIDs/properties/user_ids/maxItems", api.MaxPresenceQueryUserIDs},
 		{"asyncapi", msgs + "client.message.send/payload/properties/body/maxLength", api.MaxMessageBodyBytes},
 		{"asyncapi", msgs + "client.message.send/payload/properties/client_msg_id/maxLength", api.MaxClientMsgIDBytes},
+		{"openapi", schemas + "Message/properties/attachments/maxItems", api.MaxMessageAttachments},
+		{"openapi", schemas + "NewMessage/properties/attachment_ids/maxItems", api.MaxMessageAttachments},
+		{"openapi", schemas + "Profile/properties/avatar_id/maxLength", api.MaxIDBytes},
+		{"asyncapi", msgs + "client.message.send/payload/properties/attachment_ids/maxItems", api.MaxMessageAttachments},
 	}
 	for _, tc := range cases {
 		got, err := lookup(docs[tc.doc], tc.pointer)
