@@ -1,12 +1,13 @@
 // Browser tests of the account dialog against the real stack run.sh starts: one person on
-// two devices (two browser contexts) signs the other out, changes the password (the other
-// device is signed out, this one stays) and deletes the account.
+// two devices (two browser contexts) signs the other out, renames, sets and removes a
+// picture, changes the password (the other device is signed out, this one stays) and
+// deletes the account.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
-  DESKTOP, PASSWORD, PHONE, conversation, launch, loginInUi, message, newPage, registerInUi, rest, serveDist,
-  uniqueName, waitForCount, waitForText,
+  DESKTOP, PASSWORD, PHONE, cspViolations, conversation, eventually, launch, loginInUi, message, newPage, png,
+  registerInUi, rest, serveDist, uniqueName, waitForCount, waitForText,
 } from './helpers.mjs';
 
 describe('account dialog', () => {
@@ -59,6 +60,56 @@ describe('account dialog', () => {
     await desk.reload();
     await waitForText(desk.locator('#me-name'), A.name);
     await desk.getByRole('button', { name: 'Account' }).click();
+  });
+
+  // loaded waits for an <img> that has actually decoded (a broken link has naturalWidth 0).
+  const loaded = (img) => eventually(async () => {
+    const n = await img.evaluate((el) => (el.complete ? el.naturalWidth : 0));
+    return n > 0 ? n : null;
+  });
+
+  it('sets a picture (refusals show the reason), shows it in the dialog and the sidebar, removes it', async () => {
+    const dialog = desk.locator('#account-dialog');
+    const error = desk.locator('#account-error');
+    // Not an image: uploaded, then refused as an avatar; an image in name only: refused at upload.
+    await desk.locator('#avatar-file').setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hello\n') });
+    await waitForText(error, /avatar id: must be one of your image uploads/);
+    await desk.locator('#avatar-file').setInputFiles({ name: 'fake.png', mimeType: 'image/png', buffer: Buffer.from('<html>not a picture</html>') });
+    await waitForText(error, /type of file is not accepted/);
+    assert.equal(await dialog.getByTestId('avatar-image').count(), 0);
+    assert.equal(await dialog.getByRole('button', { name: 'Remove picture' }).isVisible(), false);
+
+    await desk.locator('#avatar-file').setInputFiles({ name: 'me.png', mimeType: 'image/png', buffer: png(200, 200) });
+    await waitForText(desk.locator('#account-status'), 'Picture saved.');
+    assert.equal(await error.isVisible(), false);
+    const shown = dialog.getByTestId('avatar-image');
+    assert.ok(await loaded(shown) > 0);
+    assert.match(await shown.getAttribute('src'), /\/static\/[0-9A-Z]+\/thumb\?exp=\d+&sig=/);
+    assert.ok(await loaded(desk.locator('#me-avatar').getByTestId('avatar-image')) > 0);
+
+    // Stored on the server: a reload (and another device) shows it too, also on a phone.
+    await desk.reload();
+    assert.ok(await loaded(desk.locator('#me-avatar').getByTestId('avatar-image')) > 0);
+    await loginInUi(phone, A.username);
+    await phone.getByRole('button', { name: 'Account' }).click();
+    assert.ok(await loaded(phone.locator('#account-dialog').getByTestId('avatar-image')) > 0);
+    for (const name of ['Choose picture', 'Remove picture']) {
+      const box = await phone.getByRole('button', { name }).boundingBox();
+      assert.ok(box.x >= 0 && box.x + box.width <= PHONE.viewport.width, `${name} off screen: ${JSON.stringify(box)}`);
+    }
+    await phone.getByRole('button', { name: 'Close' }).click();
+    await phone.getByRole('button', { name: 'Log out' }).click();
+    await signedOut(phone);
+
+    await desk.getByRole('button', { name: 'Account' }).click();
+    await dialog.getByRole('button', { name: 'Remove picture' }).click();
+    await waitForText(desk.locator('#account-status'), 'Picture removed.');
+    await waitForCount(dialog.getByTestId('avatar-image'), 0);
+    await waitForCount(desk.locator('#me-avatar').getByTestId('avatar-image'), 0);
+    assert.equal(await dialog.getByRole('button', { name: 'Remove picture' }).isVisible(), false);
+    const me = await rest('GET', '/users/me', { token: (await rest('POST', '/auth/login', { body: { username: A.username, password: PASSWORD } })).access_token });
+    assert.equal(me.avatar_id, undefined);
+    assert.equal(cspViolations.length, 0, cspViolations.join('\n'));
   });
 
   it('changes the password: a wrong current one is refused, the other device is signed out', async () => {

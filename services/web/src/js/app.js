@@ -7,7 +7,7 @@
 //   Api      — REST, api-rest (api.js)
 //   Realtime — Socket.IO, api-ws (realtime.js)
 //   Chat     — conversations and messages (chat.js)
-//   views/   — DOM (account.js: devices, password, deletion)
+//   views/   — DOM (account.js: name, picture, devices, password, deletion)
 
 import { Api } from './api.js';
 import { Chat } from './chat.js';
@@ -63,9 +63,11 @@ function enter() {
   const dialog = new NewChatDialog(api, chat, (id) => { location.hash = `#/c/${encodeURIComponent(id)}`; });
   const account = new AccountDialog(api, {
     me: () => chat.me,
-    onRenamed: (user) => {
+    link: (id) => chat.link(id),
+    onProfile: (user) => {
       session.setUser(user);
       chat.me.display_name = user.display_name;
+      chat.me.avatar_id = user.avatar_id; // absent when the picture was removed
       sidebar.showMe(user);
     },
     onDeleted: () => {

@@ -1,27 +1,38 @@
-// Account dialog: the display name, the signed-in devices (sessions) with "Sign out" for the others, password
+// Account dialog: the display name and picture (an image uploaded like a composer attachment,
+// then set as avatar_id; the server refuses anything but an image), the signed-in devices (sessions) with "Sign out" for the others, password
 // change (which signs out every other device) and account deletion, each re-authenticated
 // by the server as docs/api.md says.
 
 import { $, h } from '../dom.js';
 import { errorText, shortTime } from '../format.js';
+import { paintAvatar } from './avatar.js';
 
 export class AccountDialog {
   #api;
   #me;
-  #onRenamed;
+  #link;
+  #onProfile;
   #onDeleted;
   #dialog = $('#account-dialog');
 
-  constructor(api, { me, onRenamed, onDeleted }) {
+  constructor(api, { me, link, onProfile, onDeleted }) {
     this.#api = api;
     this.#me = me;
-    this.#onRenamed = onRenamed;
+    this.#link = link;
+    this.#onProfile = onProfile;
     this.#onDeleted = onDeleted;
     $('#account-close').addEventListener('click', () => this.#dialog.close());
     $('#profile-form').addEventListener('submit', (e) => {
       e.preventDefault();
       this.#rename(e.target);
     });
+    $('#avatar-choose').addEventListener('click', () => $('#avatar-file').click());
+    $('#avatar-file').addEventListener('change', (e) => {
+      const [file] = e.target.files;
+      e.target.value = ''; // the same file can be picked again after a refusal
+      if (file) this.#setPicture(file);
+    });
+    $('#avatar-remove').addEventListener('click', () => this.#setPicture(null));
     $('#password-form').addEventListener('submit', (e) => {
       e.preventDefault();
       this.#changePassword(e.target);
@@ -36,6 +47,7 @@ export class AccountDialog {
     this.#say('', '');
     for (const f of ['#password-form', '#delete-form']) $(f).reset();
     $('#profile-form').elements.display_name.value = this.#me().display_name;
+    this.#showPicture(this.#me());
     this.#dialog.showModal();
     this.#loadSessions();
   }
@@ -70,10 +82,34 @@ export class AccountDialog {
   async #rename(form) {
     try {
       const user = await this.#api.updateProfile(form.elements.display_name.value);
-      this.#onRenamed(user);
+      this.#onProfile(user);
       this.#say('Name saved.', '');
     } catch (err) {
       this.#say('', errorText(err));
+    }
+  }
+
+  #showPicture(user) {
+    paintAvatar($('#account-avatar'), user, this.#link, 'Your picture');
+    $('#avatar-remove').hidden = !user.avatar_id;
+  }
+
+  // #setPicture uploads file and makes it the avatar, or removes the avatar (file null).
+  // A refusal (not an image, too large) shows the server's reason; the old picture stays.
+  async #setPicture(file) {
+    const buttons = [$('#avatar-choose'), $('#avatar-remove')];
+    for (const b of buttons) b.disabled = true;
+    this.#say(file ? 'Uploading the picture…' : '', '');
+    try {
+      const id = file ? (await this.#api.upload(file)).id : '';
+      const user = await this.#api.setAvatar(id);
+      this.#onProfile(user);
+      this.#showPicture(user);
+      this.#say(file ? 'Picture saved.' : 'Picture removed.', '');
+    } catch (err) {
+      this.#say('', errorText(err));
+    } finally {
+      for (const b of buttons) b.disabled = false;
     }
   }
 

@@ -1,8 +1,9 @@
-// Sidebar: who I am, the connection state, and the conversation list with presence dots,
+// Sidebar: who I am (name and picture), the connection state, and the conversation list with presence dots,
 // last messages and unread counts.
 
 import { $, h, reconcile } from '../dom.js';
 import { hue, initial, shortTime } from '../format.js';
+import { paintAvatar } from './avatar.js';
 
 const CONNECTION_LABEL = {
   connecting: 'Connecting…',
@@ -23,9 +24,7 @@ export class Sidebar {
 
   showMe(me) {
     $('#me-name').textContent = me.display_name || me.username;
-    const avatar = $('#me-avatar');
-    avatar.textContent = initial(me.display_name || me.username);
-    avatar.style.setProperty('--hue', hue(me.id));
+    paintAvatar($('#me-avatar'), me, (id) => this.#chat.link(id));
   }
 
   setConnection(state) {
