@@ -134,11 +134,13 @@ func (a *Audience) Subscribe(ctx context.Context, c *hub.Conn, userIDs []string)
 		}
 	}
 	a.mu.Unlock()
-	return a.read(userIDs, visible), nil
+	return a.Read(userIDs, visible), nil
 }
 
-// read answers the states of userIDs, those not in visible as never seen.
-func (a *Audience) read(userIDs, visible []string) []event.PresenceState {
+// Read answers the states of userIDs as a viewer allowed to see only visible
+// reads them: anyone else reads as never seen, which reveals nothing about
+// whether the id exists (presence.subscribe and presence.query).
+func (a *Audience) Read(userIDs, visible []string) []event.PresenceState {
 	known := map[string]event.PresenceState{}
 	for _, st := range a.states.Query(visible) {
 		known[st.UserID] = st

@@ -152,19 +152,7 @@ func (s *Server) presenceQuery(ctx context.Context, c *hub.Conn, p api.PresenceU
 	if err != nil {
 		return nil, err
 	}
-	known := map[string]event.PresenceState{}
-	for _, st := range s.d.Presence.Query(visible) {
-		known[st.UserID] = st
-	}
-	out := make([]event.PresenceState, 0, len(ids))
-	for _, id := range ids {
-		st, ok := known[id]
-		if !ok {
-			st = event.PresenceState{UserID: id}
-		}
-		out = append(out, st)
-	}
-	return map[string]any{"presence": out}, nil
+	return map[string]any{"presence": s.d.Audience.Read(ids, visible)}, nil
 }
 
 func (s *Server) presenceSubscribe(ctx context.Context, c *hub.Conn, p api.PresenceUsers) (map[string]any, error) {

@@ -59,6 +59,7 @@ type Audience interface {
 	Subscribe(ctx context.Context, c *hub.Conn, userIDs []string) ([]event.PresenceState, error)
 	Unsubscribe(c *hub.Conn, userIDs []string)
 	Connected(ctx context.Context, c *hub.Conn)
+	Read(userIDs, visible []string) []event.PresenceState
 }
 
 // Publisher publishes ephemeral events (typing).

@@ -96,9 +96,10 @@ type Conn struct {
 	ws   *websocket.Conn
 	open wire.Open
 	wmu  sync.Mutex
-	// early holds events that arrived before the CONNECT reply (api-ws may
-	// deliver to a socket it has just registered before the reply is
-	// written); Run hands them on first, as socket.io-client buffers them.
+	// early holds events that arrived before the CONNECT reply; Run hands
+	// them on first, as socket.io-client buffers them. api-ws writes the reply
+	// first (its conformance suite checks it); the generator tolerates a
+	// server that does not, as the clients do.
 	early []earlyEvent
 }
 

@@ -27,7 +27,7 @@ type Server struct {
 	// right after CONNECT so pong handling is exercised.
 	PingMs int
 	// Early, if set, is a frame sent before the CONNECT reply (an event
-	// racing the reply, which api-ws may send).
+	// racing the reply, as a server may send).
 	Early string
 }
 

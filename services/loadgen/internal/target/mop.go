@@ -102,10 +102,9 @@ func (m *Mop) Users(ctx context.Context, n int) ([]User, error) {
 }
 
 // addBatch keeps a member list under the 1 MiB body limit the bench gives
-// api-rest. One request matters: api-rest writes one member.added event per
-// added member, each to every member, so adding 5,000 members in batches
-// costs millions of deliveries; creating the group with all of them costs
-// one conversation.created per member.
+// api-rest. One request matters: each batch after the first costs one
+// member.added to every member (listing the batch), while creating the group
+// with all of them costs one conversation.created per member.
 const addBatch = 20000
 
 // Group creates a group conversation owned by members[0] and adds the rest
